@@ -1,0 +1,57 @@
+// Argument validation helpers for the op dispatchers.
+#include "ops/check.h"
+
+namespace hone::ops {
+
+void expect_defined(std::string_view op, std::string_view name, const Tensor& t) {
+  HONE_CHECK(t.defined(), op, "argument '", name, "' is undefined");
+}
+
+void expect_float(std::string_view op, std::string_view name, const Tensor& t) {
+  expect_defined(op, name, t);
+  HONE_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::f64, op, "argument '", name,
+             "' has dtype ", dtype_name(t.dtype()), "; expected f32 or f64");
+}
+
+void expect_index(std::string_view op, std::string_view name, const Tensor& t) {
+  expect_defined(op, name, t);
+  HONE_CHECK(t.dtype() == DType::i32 || t.dtype() == DType::i64, op, "argument '", name,
+             "' has dtype ", dtype_name(t.dtype()), "; expected i32 or i64");
+}
+
+void expect_dtype(std::string_view op, std::string_view name, const Tensor& t,
+                  std::string_view ref_name, const Tensor& ref) {
+  expect_defined(op, name, t);
+  HONE_CHECK(t.dtype() == ref.dtype(), op, "argument '", name, "' has dtype ", dtype_name(t.dtype()),
+             "; expected ", dtype_name(ref.dtype()), " like ", ref_name);
+}
+
+void expect_shape(std::string_view op, std::string_view name, const Tensor& t, const Shape& expected,
+                  const std::string& from) {
+  expect_defined(op, name, t);
+  HONE_CHECK(t.shape() == expected, op, "argument '", name, "' has shape ", shape_str(t.shape()),
+             "; expected ", shape_str(expected), from.empty() ? "" : " from ", from);
+}
+
+void expect_ndim(std::string_view op, std::string_view name, const Tensor& t, std::int64_t ndim) {
+  expect_defined(op, name, t);
+  HONE_CHECK(t.ndim() == ndim, op, "argument '", name, "' has shape ", shape_str(t.shape()),
+             "; expected ", ndim, " dimensions");
+}
+
+void expect_device(std::string_view op, std::string_view name, const Tensor& t,
+                   std::string_view ref_name, const Tensor& ref) {
+  expect_defined(op, name, t);
+  HONE_CHECK(t.device() == ref.device(), op, "argument '", name, "' is on ", t.device().str(),
+             " but ", ref_name, " is on ", ref.device().str());
+}
+
+std::string described(std::string_view name, const Tensor& t) {
+  return cat(name, " ", shape_str(t.shape()));
+}
+
+void no_cuda_kernel(std::string_view op) {
+  fail(op, "no CUDA kernel for this op yet; run it on the cpu device");
+}
+
+}  // namespace hone::ops

@@ -1,0 +1,38 @@
+// Argument validation shared by the op dispatchers: every failure names the op, the argument
+// and the offending value (shape, dtype or device).
+#pragma once
+#include <string_view>
+
+#include "hone/tensor.h"
+
+namespace hone::ops {
+
+void expect_defined(std::string_view op, std::string_view name, const Tensor& t);
+// f32 or f64 (what the CPU reference computes in).
+void expect_float(std::string_view op, std::string_view name, const Tensor& t);
+// i32 or i64.
+void expect_index(std::string_view op, std::string_view name, const Tensor& t);
+void expect_dtype(std::string_view op, std::string_view name, const Tensor& t,
+                  std::string_view ref_name, const Tensor& ref);
+// "[op] argument 'w' has shape (5); expected (4) from x (3, 4)". `from` names what the
+// expectation was derived from (e.g. "x (3, 4)"); may be empty.
+void expect_shape(std::string_view op, std::string_view name, const Tensor& t, const Shape& expected,
+                  const std::string& from);
+void expect_ndim(std::string_view op, std::string_view name, const Tensor& t, std::int64_t ndim);
+void expect_device(std::string_view op, std::string_view name, const Tensor& t,
+                   std::string_view ref_name, const Tensor& ref);
+// "x (3, 4)": a tensor's name with its shape, for `from` strings.
+std::string described(std::string_view name, const Tensor& t);
+
+// Where an op runs: the CPU reference, or CUDA (which throws until the family's kernels exist).
+[[noreturn]] void no_cuda_kernel(std::string_view op);
+
+// Calls f(float{}) or f(double{}) for an f32/f64 dtype.
+template <class F>
+void dispatch_float(std::string_view op, DType t, F&& f) {
+  if (t == DType::f32) return f(float{});
+  if (t == DType::f64) return f(double{});
+  fail(op, cat("dtype ", dtype_name(t), " is not supported by the CPU reference (f32, f64)"));
+}
+
+}  // namespace hone::ops

@@ -1,0 +1,149 @@
+// Every op the models use, named once. Each function validates its arguments (shape, dtype,
+// device; errors name the op and the argument) and dispatches on the device: the CPU reference
+// in engine/cpu, the CUDA kernels in kernels/ once they exist.
+//
+// Conventions. Tensors are contiguous and row-major. Inputs are `const Tensor&`; outputs are
+// also `const Tensor&` (a Tensor is a handle; the op writes through it) and must be allocated
+// by the caller with the documented shape and the inputs' dtype. The CPU reference supports
+// f32 and f64. Every backward says whether it overwrites (=) or accumulates (+=) each
+// gradient: activation gradients overwrite, parameter gradients accumulate. An undefined
+// gradient output (Tensor{}) is skipped.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "hone/tensor.h"
+
+namespace hone::ops {
+
+// ---------------------------------------------------------------- matmul
+// c = alpha · op(a) · op(b) + beta · c, op(x) = xᵀ when trans_x.
+// a: (M, K) or (B, M, K) — (K, M) / (B, K, M) when trans_a; b: (K, N) or (B, K, N) — (N, K) /
+// (B, N, K) when trans_b; c: (M, N), or (B, M, N) when a or b is batched. A 2-D operand is
+// shared across the batch. beta = 0 ignores c's prior contents (NaN-safe).
+struct MatmulArgs {
+  bool trans_a = false;
+  bool trans_b = false;
+  double alpha = 1.0;
+  double beta = 0.0;
+};
+void matmul(const Tensor& a, const Tensor& b, const Tensor& c, const MatmulArgs& args = {});
+// Gradients of c = alpha · op(a) · op(b) (args.beta is ignored): da += alpha · dc · op(b)ᵀ
+// (transposed back when trans_a), db += alpha · op(a)ᵀ · dc; a 2-D operand of a batched
+// product receives the sum over the batch. da/db accumulate (+=).
+void matmul_bwd(const Tensor& a, const Tensor& b, const Tensor& dc, const Tensor& da,
+                const Tensor& db, const MatmulArgs& args = {});
+
+// ---------------------------------------------------------------- norms
+// x: (..., D) viewed as (N, D). rstd, mean: (N).
+// RMSNorm: y = x · rstd · w, rstd = 1 / sqrt(mean(x²) + eps).
+void rmsnorm_fwd(const Tensor& x, const Tensor& w, double eps, const Tensor& y, const Tensor& rstd);
+// dx (=), dw (+=).
+void rmsnorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
+                 const Tensor& dx, const Tensor& dw);
+// LayerNorm: y = (x − mean) · rstd · w + b, rstd = 1 / sqrt(var(x) + eps) (biased variance).
+void layernorm_fwd(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
+                   const Tensor& mean, const Tensor& rstd);
+// dx (=), dw (+=), db (+=).
+void layernorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
+                   const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db);
+
+// ---------------------------------------------------------------- RoPE
+// Rotary position embedding, Hugging Face's rotate-half pairing: for i < hd/2 the pair is
+// (x[i], x[i + hd/2]) rotated by angle pos · inv_freq[i].
+struct RopeScaling {
+  enum class Kind { none, llama3 };
+  Kind kind = Kind::none;
+  double factor = 8.0;             // llama3
+  double low_freq_factor = 1.0;    // llama3
+  double high_freq_factor = 4.0;   // llama3
+  double original_max_position = 8192;  // llama3: original_max_position_embeddings
+};
+struct RopeArgs {
+  double theta = 10000.0;
+  RopeScaling scaling;
+};
+// inv_freq[i] = theta^(−2i/hd), i < hd/2, then the scaling rule.
+std::vector<double> rope_inv_freq(std::int64_t head_dim, const RopeArgs& args);
+// x: (..., H, hd), hd even; positions: i32/i64 with shape x.shape[:-2]. y like x; y may be x.
+void rope_fwd(const Tensor& x, const Tensor& positions, const RopeArgs& args, const Tensor& y);
+// dx (=): the inverse rotation of dy. dx may be dy.
+void rope_bwd(const Tensor& dy, const Tensor& positions, const RopeArgs& args, const Tensor& dx);
+
+// ---------------------------------------------------------------- activations
+// out = silu(gate) · up, silu(g) = g · sigmoid(g). All the same shape.
+void swiglu_fwd(const Tensor& gate, const Tensor& up, const Tensor& out);
+// dgate (=), dup (=).
+void swiglu_bwd(const Tensor& dout, const Tensor& gate, const Tensor& up, const Tensor& dgate,
+                const Tensor& dup);
+// GELU, tanh approximation: y = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).
+void gelu_fwd(const Tensor& x, const Tensor& y);
+// dx (=).
+void gelu_bwd(const Tensor& dy, const Tensor& x, const Tensor& dx);
+
+// ---------------------------------------------------------------- elementwise
+// dst += alpha · src (residual connections, gradient accumulation). Same shape and dtype.
+void add_(const Tensor& dst, const Tensor& src, double alpha = 1.0);
+// x *= alpha.
+void scale_(const Tensor& x, double alpha);
+
+// ---------------------------------------------------------------- embedding
+// ids: i32/i64 (...), each in [0, V); table: (V, D); out: (..., D).
+void embedding_fwd(const Tensor& ids, const Tensor& table, const Tensor& out);
+// dtable (+=): dtable[ids[n]] += dout[n], summed in token order (deterministic).
+void embedding_bwd(const Tensor& ids, const Tensor& dout, const Tensor& dtable);
+
+// ---------------------------------------------------------------- attention
+// Scaled dot-product attention with grouped-query heads (query head h reads key/value head
+// h / (Hq / Hkv)). Padded layout: q (B, T, Hq, hd), k/v (B, T, Hkv, hd), out like q,
+// lse (B, Hq, T). Packed variable-length layout (cu_seqlens defined, i32 (S + 1), cumulative
+// sequence lengths starting at 0 and ending at N): q (N, Hq, hd), k/v (N, Hkv, hd),
+// lse (Hq, N); tokens attend only within their own sequence. lse is the natural-log
+// log-sum-exp of the scaled scores of each query row.
+struct AttentionArgs {
+  double scale = 0.0;   // 0 → 1/sqrt(hd)
+  bool causal = true;
+  Tensor cu_seqlens;    // undefined → padded layout
+};
+void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args,
+                   const Tensor& out, const Tensor& lse);
+// dq (=), dk (=), dv (=); dk/dv sum over the query heads of their group.
+void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                   const Tensor& out, const Tensor& lse, const AttentionArgs& args,
+                   const Tensor& dq, const Tensor& dk, const Tensor& dv);
+
+// ---------------------------------------------------------------- loss
+// logits (N, V); targets i32/i64 (N) in [0, V) or == ignore_index.
+// losses[n] = w[n] · (lse[n] − logits[n, t[n]]), 0 where ignored; lse (N).
+struct CrossEntropyArgs {
+  std::int64_t ignore_index = -100;
+  Tensor weights;  // optional per-token weights (N), logits' dtype
+};
+void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
+                       const Tensor& losses, const Tensor& lse);
+// dlogits (=) = dlosses[n] · w[n] · (softmax(logits[n]) − onehot(t[n])); zero rows where ignored.
+void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
+                       const Tensor& lse, const CrossEntropyArgs& args, const Tensor& dlogits);
+
+// ---------------------------------------------------------------- optimizer
+// AdamW with decoupled weight decay and bias correction (PyTorch's update order):
+//   p ← p · (1 − lr·wd);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
+//   p ← p − (lr / (1−β1ᵗ)) · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps)
+// param/m/v: fp32 (master) or f64; grad: same shape, param's dtype. `step` is t, from 1.
+struct AdamWArgs {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  std::int64_t step = 1;
+};
+void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                const AdamWArgs& args);
+// sqrt(Σ g²) over all tensors, accumulated in f64 in a fixed order.
+double grad_norm(const std::vector<Tensor>& grads);
+// Scales every gradient by max_norm / (norm + 1e-6) when norm > max_norm. Returns the norm
+// before clipping.
+double clip_grad_norm(const std::vector<Tensor>& grads, double max_norm);
+
+}  // namespace hone::ops
