@@ -39,6 +39,6 @@ foreach(name ${names})
   string(REPLACE "\"" "\\\"" quoted_name "${TEST_TARGET}: ${name}")
   string(APPEND script
     "add_test(\"${quoted_name}\" \"${TEST_EXECUTABLE}\" \"${quoted_spec}\")\n"
-    "set_tests_properties(\"${quoted_name}\" PROPERTIES LABELS \"${case_labels}\" SKIP_RETURN_CODE ${SKIP_CODE} TIMEOUT 900)\n")
+    "set_tests_properties(\"${quoted_name}\" PROPERTIES LABELS \"${case_labels}\" SKIP_RETURN_CODE ${SKIP_CODE} TIMEOUT 900 ENVIRONMENT OMP_WAIT_POLICY=passive)\n")
 endforeach()
 file(WRITE "${CTEST_FILE}" "${script}")

@@ -7,7 +7,10 @@
 // by the caller with the documented shape and the inputs' dtype. The CPU reference supports
 // f32 and f64. Every backward says whether it overwrites (=) or accumulates (+=) each
 // gradient: activation gradients overwrite, parameter gradients accumulate. An undefined
-// gradient output (Tensor{}) is skipped.
+// gradient output (Tensor{}) is skipped. Outputs must not overlap inputs unless the op says
+// so (rope allows y = x; the norms and activations read each element before writing it).
+// Statistics saved for a backward (rstd, mean, lse) are in the inputs' dtype on the CPU; the
+// bf16 CUDA kernels will keep them in f32.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -145,5 +148,10 @@ double grad_norm(const std::vector<Tensor>& grads);
 // Scales every gradient by max_norm / (norm + 1e-6) when norm > max_norm. Returns the norm
 // before clipping.
 double clip_grad_norm(const std::vector<Tensor>& grads, double max_norm);
+
+// ---------------------------------------------------------------- random
+// x[i] = uniform in [0, 1) from Philox (seed, offset), element i = word i % 4 of block
+// offset + i / 4 — identical on every device. x: f32 (CPU also f64: the same f32 values).
+void uniform_(const Tensor& x, std::uint64_t seed, std::uint64_t offset);
 
 }  // namespace hone::ops

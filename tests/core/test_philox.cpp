@@ -42,3 +42,17 @@ TEST_CASE("philox streams are counter based and uniform", "[cpu][core]") {
   CHECK(sum_sq / n - (sum / n) * (sum / n) == Approx(1.0 / 12).margin(0.005));
   CHECK(philox_uniform(0xffffffffu) < 1.0f);
 }
+
+#include "ops/ops.h"
+#include "hone/tensor.h"
+
+TEST_CASE("uniform fill follows the philox stream", "[cpu][core]") {
+  const Tensor t = Tensor::empty({33}, DType::f32);
+  ops::uniform_(t, 5, 3);
+  const auto v = t.to_vector<float>();
+  for (std::uint64_t i = 0; i < 33; ++i) REQUIRE(v[i] == philox_uniform_at(5, 3, i));
+  const Tensor d = Tensor::empty({33}, DType::f64);
+  ops::uniform_(d, 5, 3);
+  CHECK(d.to_vector<float>() == v);
+  CHECK_THROWS_WITH(ops::uniform_(Tensor::empty({2}, DType::i32), 0, 0), Catch::Contains("uniform_"));
+}

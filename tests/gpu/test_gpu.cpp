@@ -23,3 +23,15 @@ TEST_CASE("device tensors round-trip through the caching allocator", "[gpu]") {
   const Tensor again = h.to(Device::cuda(0));  // served from the cache
   CHECK(cuda_allocator(0).stats().raw_allocs == raw);
 }
+
+#include "ops/ops.h"
+
+TEST_CASE("philox uniforms on the device equal the host values", "[gpu]") {
+  for (std::int64_t n : {1, 31, 32, 33, 127, 128, 129, 100003}) {
+    const Tensor host = Tensor::empty({n}, DType::f32);
+    const Tensor dev = Tensor::empty({n}, DType::f32, Device::cuda(0));
+    ops::uniform_(host, 1234, 77);
+    ops::uniform_(dev, 1234, 77);
+    REQUIRE(dev.to_vector<float>() == host.to_vector<float>());
+  }
+}

@@ -1,0 +1,85 @@
+// CPU reference for SwiGLU and GELU (tanh approximation). Every element is computed in double
+// and rounded to T once.
+#include "cpu/activation.h"
+
+#include <cmath>
+
+#include "cpu/parallel.h"
+
+namespace hone::cpu {
+
+namespace {
+
+constexpr std::int64_t kGrain = 16384;
+constexpr double kGeluK = 0.79788456080286535588;  // √(2/π)
+constexpr double kGeluC = 0.044715;
+
+// 1 / (1 + e^(−g)); exp overflows to inf for very negative g, which gives 0, not NaN.
+inline double sigmoid(double g) { return 1.0 / (1.0 + std::exp(-g)); }
+
+}  // namespace
+
+template <class T>
+void swiglu_fwd(const T* gate, const T* up, std::int64_t n, T* out) {
+  parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const double g = static_cast<double>(gate[i]);
+      out[i] = static_cast<T>(g * sigmoid(g) * static_cast<double>(up[i]));
+    }
+  });
+}
+
+// out = silu(g) · u with silu(g) = g σ(g) and σ' = σ (1 − σ):
+//   dgate = dout · u · σ(g) · (1 + g (1 − σ(g)))
+//   dup   = dout · silu(g)
+template <class T>
+void swiglu_bwd(const T* dout, const T* gate, const T* up, std::int64_t n, T* dgate, T* dup) {
+  parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const double d = static_cast<double>(dout[i]);
+      const double g = static_cast<double>(gate[i]);
+      const double u = static_cast<double>(up[i]);
+      const double s = sigmoid(g);
+      if (dgate) dgate[i] = static_cast<T>(d * u * s * (1.0 + g * (1.0 - s)));
+      if (dup) dup[i] = static_cast<T>(d * g * s);
+    }
+  });
+}
+
+template <class T>
+void gelu_fwd(const T* x, std::int64_t n, T* y) {
+  parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const double v = static_cast<double>(x[i]);
+      y[i] = static_cast<T>(0.5 * v * (1.0 + std::tanh(kGeluK * (v + kGeluC * v * v * v))));
+    }
+  });
+}
+
+// y = 0.5 x (1 + t), t = tanh(u), u = k (x + c x³), du/dx = k (1 + 3 c x²), tanh' = 1 − t²:
+//   dx = dy · (0.5 (1 + t) + 0.5 x (1 − t²) k (1 + 3 c x²))
+template <class T>
+void gelu_bwd(const T* dy, const T* x, std::int64_t n, T* dx) {
+  parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      const double v = static_cast<double>(x[i]);
+      const double t = std::tanh(kGeluK * (v + kGeluC * v * v * v));
+      const double sech2 = 1.0 - t * t;  // 0 once tanh saturates: avoids 0 · inf for huge |x|
+      const double dydx =
+          0.5 * (1.0 + t) +
+          (sech2 == 0.0 ? 0.0 : 0.5 * v * sech2 * kGeluK * (1.0 + 3.0 * kGeluC * v * v));
+      dx[i] = static_cast<T>(static_cast<double>(dy[i]) * dydx);
+    }
+  });
+}
+
+#define HONE_ACTIVATION_INSTANTIATE(T)                                                       \
+  template void swiglu_fwd<T>(const T*, const T*, std::int64_t, T*);                         \
+  template void swiglu_bwd<T>(const T*, const T*, const T*, std::int64_t, T*, T*);           \
+  template void gelu_fwd<T>(const T*, std::int64_t, T*);                                     \
+  template void gelu_bwd<T>(const T*, const T*, std::int64_t, T*);
+HONE_ACTIVATION_INSTANTIATE(float)
+HONE_ACTIVATION_INSTANTIATE(double)
+#undef HONE_ACTIVATION_INSTANTIATE
+
+}  // namespace hone::cpu

@@ -1,0 +1,19 @@
+// CPU reference for the elementwise ops (add_, scale_): raw-pointer loops over contiguous
+// buffers, parallel over fixed chunks. Validation lives in engine/ops/elementwise.cpp.
+#pragma once
+#include <cstdint>
+
+namespace hone::cpu {
+
+// Elements per parallel chunk.
+inline constexpr std::int64_t kElementwiseGrain = 1 << 15;
+
+// dst[i] += alpha · src[i], i < n. dst may be src.
+template <class T>
+void add_(T* dst, const T* src, std::int64_t n, T alpha);
+
+// x[i] *= alpha, i < n.
+template <class T>
+void scale_(T* x, std::int64_t n, T alpha);
+
+}  // namespace hone::cpu

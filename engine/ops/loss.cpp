@@ -1,0 +1,121 @@
+// ops::cross_entropy_fwd / cross_entropy_bwd: argument validation and device dispatch.
+#include <cstdint>
+
+#include "cpu/loss.h"
+#include "ops/check.h"
+#include "ops/ops.h"
+
+namespace hone::ops {
+
+namespace {
+
+// Checks what both directions share: logits (N, V) float; targets i32/i64 (N); optional weights
+// (N) in logits' dtype; everything on logits' device. Returns V.
+std::int64_t check_ce_common(std::string_view op, const Tensor& logits, const Tensor& targets,
+                             const CrossEntropyArgs& args) {
+  expect_float(op, "logits", logits);
+  expect_ndim(op, "logits", logits, 2);
+  const std::int64_t n = logits.size(0);
+  const std::int64_t vocab = logits.size(1);
+  HONE_CHECK(vocab >= 1, op, "argument 'logits' has shape ", shape_str(logits.shape()),
+             "; expected at least one class");
+  const std::string from = described("logits", logits);
+  expect_index(op, "targets", targets);
+  expect_shape(op, "targets", targets, {n}, from);
+  expect_device(op, "targets", targets, "logits", logits);
+  if (args.weights.defined()) {
+    expect_dtype(op, "weights", args.weights, "logits", logits);
+    expect_shape(op, "weights", args.weights, {n}, from);
+    expect_device(op, "weights", args.weights, "logits", logits);
+  }
+  return vocab;
+}
+
+// An output or saved (N) tensor in logits' dtype on logits' device.
+void check_row_tensor(std::string_view op, std::string_view name, const Tensor& t,
+                      const Tensor& logits) {
+  expect_dtype(op, name, t, "logits", logits);
+  expect_shape(op, name, t, {logits.size(0)}, described("logits", logits));
+  expect_device(op, name, t, "logits", logits);
+}
+
+// Every target is in [0, V) or equals ignore_index (host tensors only).
+template <class I>
+void check_target_values(std::string_view op, const Tensor& targets, std::int64_t vocab,
+                         std::int64_t ignore_index) {
+  const I* t = targets.data<I>();
+  for (std::int64_t n = 0; n < targets.numel(); ++n) {
+    const std::int64_t v = static_cast<std::int64_t>(t[n]);
+    HONE_CHECK(v == ignore_index || (v >= 0 && v < vocab), op, "argument 'targets' has value ", v,
+               " at row ", n, "; expected a class in [0, ", vocab, ") or ignore_index ",
+               ignore_index);
+  }
+}
+
+void check_targets_in_range(std::string_view op, const Tensor& targets, std::int64_t vocab,
+                            std::int64_t ignore_index) {
+  if (targets.dtype() == DType::i32)
+    check_target_values<std::int32_t>(op, targets, vocab, ignore_index);
+  else
+    check_target_values<std::int64_t>(op, targets, vocab, ignore_index);
+}
+
+// Calls f(I{}) for the targets' index type.
+template <class F>
+void dispatch_index(DType t, F&& f) {
+  if (t == DType::i32) return f(std::int32_t{});
+  return f(std::int64_t{});
+}
+
+template <class T>
+const T* optional_data(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+}  // namespace
+
+void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
+                       const Tensor& losses, const Tensor& lse) {
+  constexpr std::string_view op = "cross_entropy_fwd";
+  const std::int64_t vocab = check_ce_common(op, logits, targets, args);
+  check_row_tensor(op, "losses", losses, logits);
+  check_row_tensor(op, "lse", lse, logits);
+  if (logits.device().is_cuda()) no_cuda_kernel(op);
+  check_targets_in_range(op, targets, vocab, args.ignore_index);
+  const std::int64_t n = logits.size(0);
+  dispatch_float(op, logits.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    dispatch_index(targets.dtype(), [&](auto itag) {
+      using I = decltype(itag);
+      cpu::cross_entropy_fwd<T, I>(logits.data<T>(), targets.data<I>(),
+                                   optional_data<T>(args.weights), n, vocab, args.ignore_index,
+                                   losses.data<T>(), lse.data<T>());
+    });
+  });
+}
+
+void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
+                       const Tensor& lse, const CrossEntropyArgs& args, const Tensor& dlogits) {
+  constexpr std::string_view op = "cross_entropy_bwd";
+  const std::int64_t vocab = check_ce_common(op, logits, targets, args);
+  check_row_tensor(op, "dlosses", dlosses, logits);
+  check_row_tensor(op, "lse", lse, logits);
+  if (!dlogits.defined()) return;  // an undefined gradient output is skipped
+  expect_dtype(op, "dlogits", dlogits, "logits", logits);
+  expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
+  expect_device(op, "dlogits", dlogits, "logits", logits);
+  if (logits.device().is_cuda()) no_cuda_kernel(op);
+  check_targets_in_range(op, targets, vocab, args.ignore_index);
+  const std::int64_t n = logits.size(0);
+  dispatch_float(op, logits.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    dispatch_index(targets.dtype(), [&](auto itag) {
+      using I = decltype(itag);
+      cpu::cross_entropy_bwd<T, I>(dlosses.data<T>(), logits.data<T>(), targets.data<I>(),
+                                   lse.data<T>(), optional_data<T>(args.weights), n, vocab,
+                                   args.ignore_index, dlogits.data<T>());
+    });
+  });
+}
+
+}  // namespace hone::ops
