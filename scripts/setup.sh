@@ -4,7 +4,8 @@
 # is built alone. Usage: scripts/setup.sh
 set -euo pipefail
 
-packages=(cmake g++ make ccache libeigen3-dev catch2 libcli11-dev nlohmann-json3-dev)
+packages=(cmake g++ make pkg-config ccache libeigen3-dev catch2 libcli11-dev nlohmann-json3-dev
+          libpcre2-dev libboost-context-dev)
 
 missing=()
 for p in "${packages[@]}"; do
