@@ -35,4 +35,11 @@ void dispatch_float(std::string_view op, DType t, F&& f) {
   fail(op, cat("dtype ", dtype_name(t), " is not supported by the CPU reference (f32, f64)"));
 }
 
+// Calls f(std::int32_t{}) or f(std::int64_t{}) for an index dtype checked by expect_index.
+template <class F>
+void dispatch_index(DType t, F&& f) {
+  if (t == DType::i32) return f(std::int32_t{});
+  return f(std::int64_t{});
+}
+
 }  // namespace hone::ops

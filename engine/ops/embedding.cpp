@@ -43,12 +43,6 @@ void check_ids_in_range(std::string_view op, const Tensor& ids, std::string_view
              described(table_name, table));
 }
 
-template <class F>
-void dispatch_index(DType t, F&& f) {
-  if (t == DType::i32) return f(std::int32_t{});
-  return f(std::int64_t{});
-}
-
 }  // namespace
 
 void embedding_fwd(const Tensor& ids, const Tensor& table, const Tensor& out) {

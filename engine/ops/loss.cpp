@@ -60,13 +60,6 @@ void check_targets_in_range(std::string_view op, const Tensor& targets, std::int
     check_target_values<std::int64_t>(op, targets, vocab, ignore_index);
 }
 
-// Calls f(I{}) for the targets' index type.
-template <class F>
-void dispatch_index(DType t, F&& f) {
-  if (t == DType::i32) return f(std::int32_t{});
-  return f(std::int64_t{});
-}
-
 template <class T>
 const T* optional_data(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;

@@ -11,21 +11,14 @@
 #include "support/tolerance.h"
 
 using namespace hone;
+using test::all_finite;
+using test::values;
 
 namespace {
 
 constexpr DType f64 = DType::f64;
 constexpr DType f32 = DType::f32;
 
-Tensor values(const Shape& shape, const std::vector<double>& v, DType dtype = DType::f64) {
-  return Tensor::from_vector<double>(shape, v).to(dtype);
-}
-
-bool all_finite(const Tensor& t) {
-  for (double v : t.to_vector<double>())
-    if (!std::isfinite(v)) return false;
-  return true;
-}
 
 // Scalar references, written independently of the library.
 double sigmoid_ref(double g) { return 1 / (1 + std::exp(-g)); }

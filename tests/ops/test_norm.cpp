@@ -14,6 +14,8 @@
 #include "support/tolerance.h"
 
 using namespace hone;
+using test::all_finite;
+using test::values;
 
 namespace {
 
@@ -21,15 +23,6 @@ constexpr double kEps = 1e-5;
 constexpr DType f64 = DType::f64;
 constexpr DType f32 = DType::f32;
 
-Tensor values(const Shape& shape, const std::vector<double>& v, DType dtype = DType::f64) {
-  return Tensor::from_vector<double>(shape, v).to(dtype);
-}
-
-bool all_finite(const Tensor& t) {
-  for (double v : t.to_vector<double>())
-    if (!std::isfinite(v)) return false;
-  return true;
-}
 
 bool same_bits(const Tensor& a, const Tensor& b) {
   return a.nbytes() == b.nbytes() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;

@@ -12,16 +12,14 @@
 #include "support/tolerance.h"
 
 using namespace hone;
+using test::all_finite;
+using test::values;
 
 namespace {
 
 constexpr DType f64 = DType::f64;
 constexpr DType f32 = DType::f32;
 constexpr double kPi = 3.14159265358979323846;
-
-Tensor values(const Shape& shape, const std::vector<double>& v, DType dtype = DType::f64) {
-  return Tensor::from_vector<double>(shape, v).to(dtype);
-}
 
 Tensor positions_of(const Shape& shape, const std::vector<std::int64_t>& p,
                     DType dtype = DType::i64) {

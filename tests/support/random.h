@@ -1,6 +1,7 @@
 // Test inputs: tensors filled with seeded uniform values (never zeros), NaN poisoning of
 // outputs, and the ragged sizes every op is tried on.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -30,6 +31,18 @@ inline Tensor random_ids(const Shape& shape, std::int64_t n, DType dtype, std::u
   std::vector<std::int64_t> v(static_cast<std::size_t>(shape_numel(shape)));
   for (auto& x : v) x = dist(rng);
   return Tensor::from_vector<std::int64_t>(shape, v).to(dtype);
+}
+
+// A host tensor of the given values converted to dtype.
+inline Tensor values(const Shape& shape, const std::vector<double>& v, DType dtype = DType::f64) {
+  return Tensor::from_vector<double>(shape, v).to(dtype);
+}
+
+// True when no element is NaN or infinite.
+inline bool all_finite(const Tensor& t) {
+  for (double x : t.to_vector<double>())
+    if (!std::isfinite(x)) return false;
+  return true;
 }
 
 // A host tensor filled with NaN, so an element the op fails to write shows up in a comparison.
