@@ -16,4 +16,13 @@ void add_(T* dst, const T* src, std::int64_t n, T alpha);
 template <class T>
 void scale_(T* x, std::int64_t n, T alpha);
 
+// x[r·F + f] += b[f] for r < rows.
+template <class T>
+void bias_add_(T* x, const T* b, std::int64_t rows, std::int64_t features);
+
+// db[f] += Σ_r dy[r·F + f]: per-chunk partial sums over kBiasRowChunk rows, added in chunk order.
+inline constexpr std::int64_t kBiasRowChunk = 64;
+template <class T>
+void bias_bwd(const T* dy, T* db, std::int64_t rows, std::int64_t features);
+
 }  // namespace hone::cpu

@@ -39,4 +39,35 @@ void scale_(const Tensor& x, double alpha) {
   });
 }
 
+void bias_add_(const Tensor& x, const Tensor& b) {
+  constexpr std::string_view op = "bias_add_";
+  expect_float(op, "x", x);
+  HONE_CHECK(x.ndim() >= 1, op, "argument 'x' must have at least one dimension");
+  expect_dtype(op, "b", b, "x", x);
+  expect_shape(op, "b", b, {x.size(-1)}, described("x", x));
+  expect_device(op, "b", b, "x", x);
+  if (x.device().is_cuda()) no_cuda_kernel(op);
+  const std::int64_t features = x.size(-1), rows = features ? x.numel() / features : 0;
+  dispatch_float(op, x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::bias_add_<T>(x.data<T>(), b.data<T>(), rows, features);
+  });
+}
+
+void bias_bwd(const Tensor& dy, const Tensor& db) {
+  constexpr std::string_view op = "bias_bwd";
+  expect_float(op, "dy", dy);
+  HONE_CHECK(dy.ndim() >= 1, op, "argument 'dy' must have at least one dimension");
+  if (!db.defined()) return;
+  expect_dtype(op, "db", db, "dy", dy);
+  expect_shape(op, "db", db, {dy.size(-1)}, described("dy", dy));
+  expect_device(op, "db", db, "dy", dy);
+  if (dy.device().is_cuda()) no_cuda_kernel(op);
+  const std::int64_t features = dy.size(-1), rows = features ? dy.numel() / features : 0;
+  dispatch_float(op, dy.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::bias_bwd<T>(dy.data<T>(), db.data<T>(), rows, features);
+  });
+}
+
 }  // namespace hone::ops

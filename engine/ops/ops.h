@@ -89,6 +89,10 @@ void gelu_bwd(const Tensor& dy, const Tensor& x, const Tensor& dx);
 void add_(const Tensor& dst, const Tensor& src, double alpha = 1.0);
 // x *= alpha.
 void scale_(const Tensor& x, double alpha);
+// x[n, :] += b for x (..., F) viewed as (N, F), b (F): a linear layer's bias.
+void bias_add_(const Tensor& x, const Tensor& b);
+// db (+=) = Σ_n dy[n, :], summed in fixed row chunks (deterministic).
+void bias_bwd(const Tensor& dy, const Tensor& db);
 
 // ---------------------------------------------------------------- embedding
 // ids: i32/i64 (...), each in [0, V); table: (V, D); out: (..., D).

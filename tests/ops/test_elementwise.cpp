@@ -4,7 +4,10 @@
 #include <cstdint>
 #include <vector>
 
+#include <omp.h>
+
 #include "ops/ops.h"
+#include "support/fd.h"
 #include "support/random.h"
 #include "support/tolerance.h"
 
@@ -122,4 +125,52 @@ TEST_CASE("elementwise ops reject bad arguments naming them", "[cpu][elementwise
   CHECK_THROWS_WITH(ops::scale_(Tensor{}, 2.0), Catch::Contains("[scale_]") &&
                                                     Catch::Contains("'x'") &&
                                                     Catch::Contains("undefined"));
+}
+
+TEST_CASE("bias add broadcasts over rows on ragged sizes", "[cpu][elementwise]") {
+  for (std::int64_t rows : {1, 33, 129}) {
+    for (std::int64_t f : {1, 31, 128}) {
+      const Tensor x = test::random_tensor({rows, f}, DType::f64, 100 + rows + f);
+      const Tensor b = test::random_tensor({f}, DType::f64, 7 + f);
+      const auto before = x.to_vector<double>();
+      const auto bv = b.to_vector<double>();
+      ops::bias_add_(x, b);
+      const auto after = x.to_vector<double>();
+      for (std::int64_t i = 0; i < rows * f; ++i) REQUIRE(after[i] == before[i] + bv[i % f]);
+    }
+  }
+  CHECK_THROWS_WITH(ops::bias_add_(Tensor::zeros({2, 3}, DType::f32), Tensor::zeros({4}, DType::f32)),
+                    Catch::Contains("[bias_add_]") && Catch::Contains("'b'") && Catch::Contains("(4)") &&
+                        Catch::Contains("(2, 3)"));
+}
+
+TEST_CASE("bias backward matches finite differences", "[cpu][elementwise][fd]") {
+  const Tensor x = test::random_tensor({3, 5, 4}, DType::f64, 1);
+  const Tensor b = test::random_tensor({4}, DType::f64, 2);
+  const Tensor g = test::random_tensor({3, 5, 4}, DType::f64, 3);
+  const Tensor db = test::random_tensor({4}, DType::f64, 4);
+  const auto prior = db.to_vector<double>();
+  ops::bias_bwd(g, db);
+  // db accumulates: subtract what it held before.
+  const Tensor grad = Tensor::from_vector<double>({4}, [&] {
+    auto v = db.to_vector<double>();
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] -= prior[i];
+    return v;
+  }());
+  const std::string report = test::check_gradient(b, grad, [&] {
+    const Tensor y = x.clone();
+    ops::bias_add_(y, b);
+    return test::dot(g, y);
+  });
+  CHECK(report == "");
+  // Bitwise identical whatever the thread count.
+  const Tensor big = test::random_tensor({1000, 8}, DType::f32, 5);
+  const Tensor d1 = Tensor::zeros({8}, DType::f32), d2 = Tensor::zeros({8}, DType::f32);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  ops::bias_bwd(big, d1);
+  omp_set_num_threads(2);
+  ops::bias_bwd(big, d2);
+  omp_set_num_threads(saved);
+  CHECK(d1.to_vector<float>() == d2.to_vector<float>());
 }
