@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(cmake g++ make pkg-config ccache libeigen3-dev catch2 libcli11-dev nlohmann-json3-dev
-          libpcre2-dev libboost-context-dev)
+          libpcre2-dev libboost-context-dev liblzma-dev)
 
 missing=()
 for p in "${packages[@]}"; do

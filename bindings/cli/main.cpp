@@ -1,6 +1,7 @@
 // The `hone` command.
 //   hone demo     train a small byte-level language model on embedded text (CPU), then sample
-//   hone info     build and device information
+//   hone init     save a random-initialised model as a Hugging Face folder
+//   hone info     describe a model folder, or this build and its devices
 //   hone version
 #include <CLI/CLI.hpp>
 
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <omp.h>
 
+#include "cmd_model.h"
 #include "demo.h"
 #include "hone/hone.h"
 #include "hone/log.h"
@@ -66,12 +68,17 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--seed", demo.seed, "random seed");
   demo_cmd->add_option("--prompt", demo.prompt, "text to continue after training");
   demo_cmd->add_option("--json", json_path, "also write the report as JSON to this file");
-  app.add_subcommand("info", "build and device information");
+  hone::cli::add_model_commands(app);
   app.add_subcommand("version", "print the version");
-  CLI11_PARSE(app, argc, argv);
   try {
+    try {
+      app.parse(argc, argv);  // runs the callbacks of init and info
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
     if (demo_cmd->parsed()) return run_demo_command(demo, json_path);
-    if (app.got_subcommand("info")) return run_info();
+    if (app.got_subcommand("info") && app.get_subcommand("info")->get_option("model")->empty()) return run_info();
+    if (app.got_subcommand("info") || app.got_subcommand("init")) return 0;
     std::printf("%s\n", hone::version());
     return 0;
   } catch (const hone::Error& e) {

@@ -1,6 +1,8 @@
 // Hugging Face checkpoint names and layouts ↔ the Transformer's parameter views: loading,
 // saving (config.json + model.safetensors) and from_pretrained.
+#include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <set>
 
@@ -150,11 +152,46 @@ std::vector<std::pair<std::string, Tensor>> Transformer::hf_state(bool gradients
   return tensors;
 }
 
-void Transformer::save_pretrained(const std::string& dir, DType storage) const {
+void Transformer::save_pretrained(const std::string& dir, std::optional<DType> storage_opt,
+                                  std::uint64_t max_shard_bytes) const {
+  const std::string& td = config_.torch_dtype;
+  const DType storage = storage_opt ? *storage_opt
+                        : td == "bfloat16" ? DType::bf16
+                        : td == "float16"  ? DType::f16
+                                           : DType::f32;
+  HONE_CHECK(storage == DType::f32 || storage == DType::bf16 || storage == DType::f16 || storage == DType::f64,
+             kOp, "cannot save weights as ", dtype_name(storage));
   std::filesystem::create_directories(dir);
-  save_safetensors(dir + "/model.safetensors", hf_state(false, storage));
+  const auto state = hf_state(false, storage);
+  std::vector<std::vector<std::pair<std::string, Tensor>>> shards(1);
+  std::uint64_t in_shard = 0, total = 0;
+  for (const auto& entry : state) {
+    const std::uint64_t bytes = entry.second.nbytes();
+    if (in_shard > 0 && in_shard + bytes > max_shard_bytes) {
+      shards.emplace_back();
+      in_shard = 0;
+    }
+    shards.back().push_back(entry);
+    in_shard += bytes;
+    total += bytes;
+  }
+  if (shards.size() == 1) {
+    save_safetensors(dir + "/model.safetensors", shards[0]);
+  } else {
+    nlohmann::ordered_json index;
+    index["metadata"] = {{"total_size", total}};
+    index["weight_map"] = nlohmann::ordered_json::object();
+    char name[64];
+    for (std::size_t i = 0; i < shards.size(); ++i) {
+      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+      save_safetensors(dir + "/" + name, shards[i]);
+      for (const auto& entry : shards[i]) index["weight_map"][entry.first] = name;
+    }
+    write_text_atomically(dir + "/model.safetensors.index.json", index.dump(2) + "\n");
+  }
   TransformerConfig c = config_;
-  c.torch_dtype = storage == DType::bf16 ? "bfloat16" : storage == DType::f16 ? "float16" : "float32";
+  c.torch_dtype = storage == DType::bf16 ? "bfloat16" : storage == DType::f16 ? "float16"
+                  : storage == DType::f64 ? "float64" : "float32";
   write_text_atomically(dir + "/config.json", c.to_json_text());
 }
 

@@ -3,6 +3,8 @@
 // Hugging Face checkpoint loading and saving (names, layouts, tied embeddings).
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,8 +35,11 @@ class Transformer {
   std::vector<std::string> load(const SafetensorsCheckpoint& checkpoint);
   // The parameters (or their gradients) under Hugging Face names and layouts, in `as`.
   std::vector<std::pair<std::string, Tensor>> hf_state(bool gradients = false, DType as = DType::f32) const;
-  // Writes config.json and model.safetensors (Hugging Face names and layouts) into `dir`.
-  void save_pretrained(const std::string& dir, DType storage = DType::f32) const;
+  // Writes config.json and the weights (Hugging Face names and layouts) into `dir`, in
+  // `storage` (default: the checkpoint's own dtype from config.json): model.safetensors, or
+  // shards of at most `max_shard_bytes` with model.safetensors.index.json.
+  void save_pretrained(const std::string& dir, std::optional<DType> storage = std::nullopt,
+                       std::uint64_t max_shard_bytes = 5'000'000'000ull) const;
   // Normal(0, std) weights from Philox (seed), norms at one, biases at zero.
   void init_random(std::uint64_t seed, double std = 0.02);
 

@@ -175,3 +175,37 @@ TEST_CASE("transformer backward matches finite differences", "[cpu][model][fd]")
     CHECK(report == "");
   }
 }
+
+TEST_CASE("transformer saves shards with an index and a chosen dtype", "[cpu][model]") {
+  const Transformer m = Transformer::from_pretrained(kModels + "llama", DType::f32);
+  const std::string dir = (std::filesystem::temp_directory_path() / "hone_model_sharded").string();
+  std::filesystem::remove_all(dir);
+  m.save_pretrained(dir, DType::bf16, 20'000);  // ~43 KB of bf16 weights → several shards
+  CHECK(std::filesystem::exists(dir + "/model.safetensors.index.json"));
+  CHECK_FALSE(std::filesystem::exists(dir + "/model.safetensors"));
+  CHECK(std::filesystem::exists(dir + "/model-00001-of-00003.safetensors"));
+  const SafetensorsCheckpoint c = SafetensorsCheckpoint::open(dir);
+  CHECK(c.load("model.norm.weight").dtype() == DType::bf16);
+  CHECK(TransformerConfig::from_file(dir + "/config.json").torch_dtype == "bfloat16");
+  const Transformer back = Transformer::from_pretrained(dir, DType::f32);
+  const auto orig = m.params().to_vector<float>(), loaded = back.params().to_vector<float>();
+  REQUIRE(orig.size() == loaded.size());
+  for (std::size_t i = 0; i < orig.size(); ++i)
+    REQUIRE(loaded[i] == from_bf16(to_bf16(orig[i])));  // exactly the bf16 rounding
+  // Default: the checkpoint's own dtype (float32 here).
+  const std::string dir2 = dir + "_default";
+  m.save_pretrained(dir2);
+  CHECK(SafetensorsCheckpoint::open(dir2).load("model.norm.weight").dtype() == DType::f32);
+}
+
+TEST_CASE("a random model gives identical logits after save and load", "[cpu][model]") {
+  TransformerConfig c = TransformerConfig::from_file(kModels + "llama/config.json");
+  Transformer m(c, DType::f32);
+  m.init_random(42);
+  const Tensor ids = Tensor::from_vector<std::int64_t>({1, 8}, {1, 5, 9, 33, 2, 70, 70, 4});
+  const Tensor before = m.forward({ids, {}, {}});
+  const std::string dir = (std::filesystem::temp_directory_path() / "hone_model_init").string();
+  m.save_pretrained(dir);
+  Transformer back = Transformer::from_pretrained(dir, DType::f32);
+  CHECK(back.forward({ids, {}, {}}).to_vector<float>() == before.to_vector<float>());
+}

@@ -1,0 +1,149 @@
+// Tokenizer benchmark: load time of each real tokenizer in tests/data/tokenizers, then encode
+// throughput (MB/s, tokens/s) on a few MB of mixed text built from the golden texts repeated and
+// shuffled: one thread with a cold word cache, one thread warm, and a batch over all cores.
+// Writes JSON.
+//   bench_tokenizer [--quick] [--mb N] [--data DIR] [--json FILE]
+#include <lzma.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hone/tokenizer.h"
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string read_xz(const std::string& path) {
+  const std::string in = read_file(path);
+  lzma_stream s = LZMA_STREAM_INIT;
+  if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK) throw std::runtime_error("lzma init");
+  std::string out;
+  std::vector<std::uint8_t> buf(1 << 20);
+  s.next_in = reinterpret_cast<const std::uint8_t*>(in.data());
+  s.avail_in = in.size();
+  lzma_ret r = LZMA_OK;
+  while (r == LZMA_OK) {
+    s.next_out = buf.data();
+    s.avail_out = buf.size();
+    r = lzma_code(&s, LZMA_FINISH);
+    out.append(reinterpret_cast<const char*>(buf.data()), buf.size() - s.avail_out);
+  }
+  lzma_end(&s);
+  if (r != LZMA_STREAM_END) throw std::runtime_error("cannot decompress " + path);
+  return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  double mb = 4.0;
+  std::string data = HONE_TOKENIZER_DATA_DIR, json_path;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--mb") && i + 1 < argc) mb = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
+    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: bench_tokenizer [--quick] [--mb N] [--data DIR] [--json FILE]\n");
+      return 2;
+    }
+  }
+  if (quick) mb = 0.25;
+  const std::vector<std::string> names = {"llama3", "qwen3", "sp-bpe-32k"};
+  try {
+    // Mixed text: all golden lines, shuffled and repeated, cut into ~4 KB documents.
+    std::vector<std::string> lines;
+    for (const auto& n : names) {
+      std::istringstream in(read_file(data + "/" + n + "/golden.jsonl"));
+      std::string l;
+      while (std::getline(in, l))
+        if (!l.empty()) lines.push_back(nlohmann::json::parse(l)["text"].get<std::string>());
+    }
+    std::mt19937_64 rng(42);
+    std::vector<std::string> docs;
+    std::size_t total = 0;
+    std::string doc;
+    const auto target = static_cast<std::size_t>(mb * 1e6);
+    while (total < target) {
+      std::shuffle(lines.begin(), lines.end(), rng);
+      for (const auto& l : lines) {
+        doc += l;
+        doc += '\n';
+        if (doc.size() >= 4096) {
+          total += doc.size();
+          docs.push_back(std::move(doc));
+          doc.clear();
+          if (total >= target) break;
+        }
+      }
+    }
+    const double mbytes = static_cast<double>(total) / 1e6;
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+
+    std::string json = "{\"benchmark\": \"tokenizer\", \"text_mb\": " + std::to_string(mbytes) +
+                       ", \"documents\": " + std::to_string(docs.size()) +
+                       ", \"batch_threads\": " + std::to_string(threads) + ", \"results\": [\n";
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      const std::string& n = names[k];
+      const std::string tj = read_xz(data + "/" + n + "/tokenizer.json.xz");
+      const std::string cfg = read_file(data + "/" + n + "/tokenizer_config.json");
+      auto t0 = std::chrono::steady_clock::now();
+      const hone::Tokenizer tok = hone::Tokenizer::from_json(tj, cfg, "", n + "/tokenizer.json");
+      const double load_s = seconds_since(t0);
+
+      std::size_t tokens = 0;
+      t0 = std::chrono::steady_clock::now();
+      for (const auto& d : docs) tokens += tok.encode(d, false).size();
+      const double cold_s = seconds_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      for (const auto& d : docs) tok.encode(d, false);
+      const double warm_s = seconds_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      const auto batch = tok.encode_batch(docs, false, static_cast<int>(threads));
+      const double batch_s = seconds_since(t0);
+      std::size_t batch_tokens = 0;
+      for (const auto& b : batch) batch_tokens += b.size();
+      if (batch_tokens != tokens) throw std::runtime_error(n + ": batch encode disagrees with single encode");
+
+      char row[768];
+      std::snprintf(row, sizeof row,
+                    "  {\"tokenizer\": \"%s\", \"load_s\": %.3f, \"tokens\": %zu, "
+                    "\"single_cold_mb_per_s\": %.2f, \"single_cold_tokens_per_s\": %.0f, "
+                    "\"single_warm_mb_per_s\": %.2f, \"single_warm_tokens_per_s\": %.0f, "
+                    "\"batch_mb_per_s\": %.2f, \"batch_tokens_per_s\": %.0f, \"batch_speedup\": %.2f}%s\n",
+                    n.c_str(), load_s, tokens, mbytes / cold_s, tokens / cold_s, mbytes / warm_s,
+                    tokens / warm_s, mbytes / batch_s, tokens / batch_s, warm_s / batch_s,
+                    k + 1 < names.size() ? "," : "");
+      json += row;
+    }
+    json += "]}\n";
+    if (!json_path.empty()) std::ofstream(json_path) << json;
+    std::fputs(json.c_str(), stdout);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_tokenizer: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
