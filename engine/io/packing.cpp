@@ -26,10 +26,10 @@ PackedBatch Packer::next(const std::function<TokenizedExample()>& source) {
   while (free_rows > 0 && misses < rows_) {
     TokenizedExample ex = taken < waiting.size() ? std::move(waiting[taken++]) : source();
     const auto len = static_cast<std::int64_t>(ex.ids.size());
+    if (len == 0) break;  // the source has no more examples
     HONE_CHECK(len <= row_length_, "packer", "example", ex.line ? cat(" from line ", ex.line) : "",
                " has ", len, " tokens, more than the row length ", row_length_,
                "; set max_length to at most the row length");
-    if (len == 0) continue;
     std::size_t r = 0;
     while (r < rows.size() && used[r] + len > row_length_) ++r;
     if (r == rows.size()) {

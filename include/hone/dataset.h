@@ -144,7 +144,8 @@ struct PackedBatch {
 
 // Packs whole examples into `rows` rows of `row_length` tokens, first fit, in arrival order.
 // An example that fits nowhere waits for the next batch (it is never split). Examples longer
-// than a row are an error: set DataOptions::max_length ≤ row_length.
+// than a row are an error: set DataOptions::max_length ≤ row_length. A source that returns an
+// empty example has run dry: the batch is finished with what it has (maybe no example).
 class Packer {
  public:
   Packer(std::int64_t rows, std::int64_t row_length, std::int32_t pad_id);

@@ -237,3 +237,13 @@ TEST_CASE("packing keeps examples whole with restarting positions", "[cpu][data]
   CHECK_THROWS_WITH(Packer(1, 4, 0).next([&] { return tokenize(R"({"text": "toolong"})"); }),
                     Catch::Contains("more than the row length 4"));
 }
+
+TEST_CASE("packing ends a batch when the source runs dry", "[cpu][data]") {
+  std::vector<TokenizedExample> exs = {tokenize(R"({"text": "abc"})"), tokenize(R"({"text": "de"})")};
+  std::size_t next = 0;
+  Packer packer(4, 16, 0);
+  const PackedBatch b = packer.next([&] { return next < exs.size() ? exs[next++] : TokenizedExample{}; });
+  CHECK(b.examples == 2);
+  CHECK(b.real_tokens == 5 + 4);
+  CHECK(packer.next([] { return TokenizedExample{}; }).examples == 0);
+}
