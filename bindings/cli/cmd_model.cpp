@@ -19,6 +19,7 @@ struct InitOptions {
   std::string dtype = "f32";
   std::uint64_t seed = 0;
   std::string out;
+  std::vector<std::int64_t> probe_ids;  // also write the logits for these ids (probe.safetensors)
 };
 
 model::TransformerConfig make_config(const InitOptions& o) {
@@ -97,10 +98,19 @@ void add_model_commands(CLI::App& app) {
   init->add_option("--dtype", o->dtype, "f32 or bf16 weights on disk")->check(CLI::IsMember({"f32", "bf16"}));
   init->add_option("--seed", o->seed, "random seed");
   init->add_option("--out", o->out, "folder to write")->required();
+  init->add_option("--probe", o->probe_ids, "token ids whose logits are saved to probe.safetensors")
+      ->delimiter(',');
   init->callback([o] {
     model::Transformer m(make_config(*o), DType::f32);
     m.init_random(o->seed);
     m.save_pretrained(o->out, o->dtype == "bf16" ? DType::bf16 : DType::f32);
+    if (!o->probe_ids.empty()) {
+      const auto T = static_cast<std::int64_t>(o->probe_ids.size());
+      const Tensor ids = Tensor::from_vector<std::int64_t>({1, T}, o->probe_ids);
+      // The model as saved (bf16 rounding included), read back from disk.
+      model::Transformer saved = model::Transformer::from_pretrained(o->out, DType::f32);
+      save_safetensors(o->out + "/probe.safetensors", {{"input_ids", ids}, {"logits", saved.forward({ids, {}, {}})}});
+    }
     std::printf("wrote %s: %s with %lld parameters\n", o->out.c_str(), model::family_name(m.config().family),
                 static_cast<long long>(m.params().numel()));
   });
