@@ -9,8 +9,8 @@ double PackedBatch::efficiency() const {
   return total ? static_cast<double>(real_tokens) / static_cast<double>(total) : 0.0;
 }
 
-Packer::Packer(std::int64_t rows, std::int64_t row_length, std::int32_t pad_id)
-    : rows_(rows), row_length_(row_length), pad_id_(pad_id) {
+Packer::Packer(std::int64_t rows, std::int64_t row_length, std::int32_t pad_id, bool one_per_row)
+    : rows_(rows), row_length_(row_length), pad_id_(pad_id), one_per_row_(one_per_row) {
   HONE_CHECK(rows >= 1 && row_length >= 2, "packer", "need at least 1 row of 2 tokens; got ", rows,
              " rows of ", row_length);
 }
@@ -31,14 +31,14 @@ PackedBatch Packer::next(const std::function<TokenizedExample()>& source) {
                " has ", len, " tokens, more than the row length ", row_length_,
                "; set max_length to at most the row length");
     std::size_t r = 0;
-    while (r < rows.size() && used[r] + len > row_length_) ++r;
+    while (r < rows.size() && (used[r] + len > row_length_ || (one_per_row_ && !rows[r].empty()))) ++r;
     if (r == rows.size()) {
       deferred.push_back(std::move(ex));
       ++misses;
       continue;
     }
     used[r] += len;
-    if (used[r] == row_length_) --free_rows;
+    if (used[r] == row_length_ || one_per_row_) --free_rows;
     rows[r].push_back(std::move(ex));
     misses = 0;
   }

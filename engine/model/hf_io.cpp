@@ -202,3 +202,14 @@ Transformer Transformer::from_pretrained(const std::string& dir, DType dtype) {
 }
 
 }  // namespace hone::model
+
+namespace hone::model {
+
+std::string Transformer::hf_name(const std::string& internal) const {
+  for (const HfTensor& t : hf_tensors(config_))
+    for (const Part& part : t.parts)
+      if (part.internal == internal) return t.name;
+  return internal;
+}
+
+}  // namespace hone::model

@@ -236,7 +236,7 @@ Tensor Transformer::forward(const Batch& batch) {
   return logits;
 }
 
-void Transformer::backward(const Tensor& dlogits) {
+void Transformer::backward(const Tensor& dlogits, bool accumulate) {
   HONE_CHECK(acts_ != nullptr, kOp, "backward without a forward");
   const TransformerConfig& c = config_;
   const Acts& a = *acts_;
@@ -247,7 +247,7 @@ void Transformer::backward(const Tensor& dlogits) {
   auto act = [&](const Shape& s) { return Tensor::empty(s, dtype_); };
   auto zeros = [&](const Shape& s) { return Tensor::zeros(s, dtype_); };
   const ops::AttentionArgs attn{0.0, true, a.cu_seqlens};
-  grads_.fill(0.0);  // parameter gradients accumulate (+=) below
+  if (!accumulate) grads_.fill(0.0);  // parameter gradients accumulate (+=) below
 
   // Norm backward: dx (=) from dy; weight (and GPT-2 bias) gradients (+=).
   auto norm_bwd = [&](const Tensor& dy, const Tensor& x, const std::string& w, const Tensor& mean,

@@ -45,8 +45,9 @@ class Transformer {
 
   // Logits (N, V) for every token; keeps what backward needs.
   Tensor forward(const Batch& batch);
-  // grads() = d(Σ dlogits ⊙ logits)/d(params) for the last forward (overwritten).
-  void backward(const Tensor& dlogits);
+  // grads() = d(Σ dlogits ⊙ logits)/d(params) for the last forward: overwritten, or added to
+  // the gradients already there with `accumulate`.
+  void backward(const Tensor& dlogits, bool accumulate = false);
 
   const TransformerConfig& config() const { return config_; }
   DType dtype() const { return dtype_; }
@@ -59,6 +60,9 @@ class Transformer {
     Tensor value, grad;
   };
   const std::vector<Param>& named_params() const { return named_; }
+  // The Hugging Face tensor that holds internal parameter `internal` (e.g. "layers.0.wq" →
+  // "model.layers.0.self_attn.q_proj.weight"); `internal` itself when none does.
+  std::string hf_name(const std::string& internal) const;
 
  private:
   struct Layer;

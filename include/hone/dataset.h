@@ -146,14 +146,19 @@ struct PackedBatch {
 // An example that fits nowhere waits for the next batch (it is never split). Examples longer
 // than a row are an error: set DataOptions::max_length ≤ row_length. A source that returns an
 // empty example has run dry: the batch is finished with what it has (maybe no example).
+// With one_per_row, each row holds at most one example (padding instead of packing).
 class Packer {
  public:
-  Packer(std::int64_t rows, std::int64_t row_length, std::int32_t pad_id);
+  Packer(std::int64_t rows, std::int64_t row_length, std::int32_t pad_id, bool one_per_row = false);
   PackedBatch next(const std::function<TokenizedExample()>& source);
+  // Examples taken from the source that wait for a later batch (saved with a checkpoint).
+  const std::vector<TokenizedExample>& pending() const { return waiting_; }
+  void set_pending(std::vector<TokenizedExample> examples) { waiting_ = std::move(examples); }
 
  private:
   std::int64_t rows_, row_length_;
   std::int32_t pad_id_;
+  bool one_per_row_ = false;
   std::vector<TokenizedExample> waiting_;
 };
 

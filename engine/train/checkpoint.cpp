@@ -1,0 +1,138 @@
+// Atomic checkpoint folders, their rotation, and resuming from one.
+#include "train/checkpoint.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <unistd.h>
+
+#include "hone/error.h"
+#include "hone/safetensors.h"
+#include "hone/trainer.h"
+
+namespace hone {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPrefix = "checkpoint-";
+
+// The step of a folder named checkpoint-<digits>, else -1.
+std::int64_t checkpoint_step(const fs::path& p) {
+  const std::string name = p.filename().string();
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  const std::string digits = name.substr(std::string(kPrefix).size());
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    return -1;
+  return std::stoll(digits);
+}
+
+std::vector<std::pair<std::int64_t, fs::path>> checkpoints(const std::string& output_dir) {
+  std::vector<std::pair<std::int64_t, fs::path>> out;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return out;
+  for (const fs::directory_entry& e : fs::directory_iterator(output_dir)) {
+    const std::int64_t step = checkpoint_step(e.path());
+    if (step >= 0 && e.is_directory() && fs::exists(e.path() / "trainer_state.json")) out.emplace_back(step, e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  HONE_CHECK(in.good(), "resume", "cannot read ", p.string());
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_text(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary);
+  out << text;
+  out.close();
+  HONE_CHECK(out.good(), "checkpoint", "cannot write ", p.string());
+}
+
+}  // namespace
+
+std::string latest_checkpoint(const std::string& output_dir) {
+  const auto all = checkpoints(output_dir);
+  return all.empty() ? std::string() : all.back().second.string();
+}
+
+namespace train {
+
+std::string write_checkpoint(const std::string& output_dir, const model::Transformer& model, const Tensor& m,
+                             const Tensor& v, const SavedState& state, std::int64_t keep_last,
+                             const std::function<void(std::string_view)>& hook) {
+  auto stage = [&](std::string_view name) {
+    if (hook) hook(name);
+  };
+  fs::create_directories(output_dir);
+  const fs::path final_dir = fs::path(output_dir) / cat(kPrefix, state.step);
+  const fs::path tmp = fs::path(output_dir) / cat(".", kPrefix, state.step, ".tmp-", ::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  model.save_pretrained(tmp.string(), model.dtype());
+  stage("weights");
+  save_safetensors((tmp / "optimizer.safetensors").string(), {{"exp_avg", m}, {"exp_avg_sq", v}},
+                   {{"optimizer", "adamw"}, {"step", std::to_string(state.step)}});
+  stage("optimizer");
+  write_text(tmp / "trainer_state.json", state_to_json(state));
+  stage("state");
+  fs::remove_all(final_dir);  // an older run's folder of the same step
+  stage("rename");
+  fs::rename(tmp, final_dir);
+  auto all = checkpoints(output_dir);
+  for (std::size_t i = 0; i + static_cast<std::size_t>(keep_last) < all.size(); ++i) fs::remove_all(all[i].second);
+  // Temporary folders of crashed writes.
+  for (const fs::directory_entry& e : fs::directory_iterator(output_dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(std::string(".") + kPrefix, 0) == 0 && name.find(".tmp-") != std::string::npos) fs::remove_all(e.path());
+  }
+  return final_dir.string();
+}
+
+SavedState read_checkpoint(const std::string& dir, model::Transformer& model, const Tensor& m, const Tensor& v) {
+  const fs::path d(dir);
+  HONE_CHECK(fs::is_directory(d), "resume", "checkpoint folder ", dir, " does not exist");
+  const SavedState st = state_from_json(read_text(d / "trainer_state.json"), (d / "trainer_state.json").string());
+  const auto unused = model.load(SafetensorsCheckpoint::open(dir));
+  HONE_CHECK(unused.empty(), "resume", dir, "/model.safetensors has tensors this model does not use, e.g. ",
+             unused.empty() ? "" : unused.front(), ": is it a checkpoint of another model?");
+  const SafetensorsFile opt = SafetensorsFile::open((d / "optimizer.safetensors").string());
+  for (const auto& [name, dst] : {std::pair<const char*, const Tensor&>{"exp_avg", m}, {"exp_avg_sq", v}}) {
+    const Tensor t = opt.load(name, dst.dtype());
+    HONE_CHECK(t.shape() == dst.shape(), "resume", (d / "optimizer.safetensors").string(), ": tensor '", name,
+               "' has shape ", shape_str(t.shape()), "; this model needs ", shape_str(dst.shape()));
+    dst.copy_from(t);
+  }
+  return st;
+}
+
+void prepare_metrics_file(const std::string& path, std::int64_t step) {
+  const fs::path p(path);
+  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  if (!fs::exists(p)) return;
+  std::ifstream in(p);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    try {
+      const auto j = nlohmann::json::parse(line);
+      if (j.value("step", std::int64_t{0}) <= step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+      // a torn last line of an interrupted run: dropped
+    }
+  }
+  in.close();
+  const fs::path tmp = p.string() + ".tmp";
+  write_text(tmp, kept);
+  fs::rename(tmp, p);
+}
+
+}  // namespace train
+}  // namespace hone

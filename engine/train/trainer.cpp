@@ -1,0 +1,269 @@
+// hone::Trainer: the step (packed batch → micro-batches → token-weighted gradients → clip →
+// AdamW), evaluation, and the training loop with metrics and checkpoints.
+#include "hone/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+
+#include "hone/error.h"
+#include "hone/log.h"
+#include "ops/ops.h"
+#include "train/checkpoint.h"
+#include "train/internal.h"
+
+namespace hone {
+
+using Clock = std::chrono::steady_clock;
+
+struct Trainer::State {
+  Model& model;
+  ExampleSource& train;
+  ExampleSource* eval;
+  TrainConfig config;
+  std::int32_t pad_id;
+  std::unique_ptr<Communicator> own_comm;
+  Communicator* comm;
+  data::Packer packer;
+  Tensor m, v;  // AdamW moments, the parameter slab's shape, f32 (f64 for an f64 model)
+  std::int64_t step = 0, total = 0;
+  std::function<void(std::string_view)> checkpoint_hook;
+  std::function<void(Model&)> gradient_hook;
+
+  State(Model& model_, ExampleSource& train_, TrainConfig c, std::int32_t pad, ExampleSource* eval_, Communicator* comm_)
+      : model(model_), train(train_), eval(eval_), config(std::move(c)), pad_id(pad), comm(comm_),
+        packer(config.batch_rows * config.grad_accum, config.seq_len, pad, !config.packing) {}
+  model::Transformer& t() { return model.transformer(); }
+};
+
+namespace {
+
+void validate(const TrainConfig& c) {
+  auto positive = [](const char* name, double v) {
+    HONE_CHECK(v > 0, "train", "config '", name, "' is ", v, "; it must be positive");
+  };
+  positive("lr", c.lr);
+  positive("batch_rows", static_cast<double>(c.batch_rows));
+  positive("grad_accum", static_cast<double>(c.grad_accum));
+  HONE_CHECK(c.seq_len >= 2, "train", "config 'seq_len' is ", c.seq_len, "; it must be at least 2");
+  HONE_CHECK(c.steps >= 0, "train", "config 'steps' is ", c.steps, "; it must not be negative");
+  HONE_CHECK(c.steps > 0 || c.epochs > 0, "train", "config 'epochs' is ", c.epochs, " and 'steps' is 0; give one of them");
+  HONE_CHECK(c.warmup_steps >= 0, "train", "config 'warmup_steps' is ", c.warmup_steps);
+  HONE_CHECK(c.min_lr_ratio >= 0 && c.min_lr_ratio <= 1, "train", "config 'min_lr_ratio' is ", c.min_lr_ratio, "; expected [0, 1]");
+  HONE_CHECK(c.weight_decay >= 0, "train", "config 'weight_decay' is ", c.weight_decay);
+  HONE_CHECK(c.max_grad_norm >= 0, "train", "config 'max_grad_norm' is ", c.max_grad_norm);
+  HONE_CHECK(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1, "train", "config betas (", c.beta1,
+             ", ", c.beta2, ") must lie in [0, 1)");
+  HONE_CHECK(c.eval_every >= 0 && c.eval_batches >= 1, "train", "config 'eval_every' ", c.eval_every,
+             " / 'eval_batches' ", c.eval_batches);
+  HONE_CHECK(c.save_every >= 0 && c.keep_last >= 1, "train", "config 'save_every' ", c.save_every,
+             " / 'keep_last' ", c.keep_last, " (keep at least 1)");
+  HONE_CHECK(c.save_every == 0 || !c.output_dir.empty(), "train", "config 'save_every' is ", c.save_every,
+             " but no output_dir is set");
+}
+
+// Steps that cover `epochs` passes: one epoch is packed (without training) to count its batches.
+std::int64_t steps_for_epochs(const TrainConfig& c, ExampleSource& source, std::int32_t pad) {
+  const data::DataPosition start = source.position();
+  source.seek({0, 0});
+  data::Packer packer(c.batch_rows * c.grad_accum, c.seq_len, pad, !c.packing);
+  std::int64_t batches = 0;
+  const std::int64_t n = source.size();
+  std::int64_t taken = 0;
+  while (true) {
+    const data::PackedBatch b = packer.next([&]() -> data::TokenizedExample {
+      if (taken >= n) return {};
+      ++taken;
+      return source.next();
+    });
+    if (b.examples == 0) break;
+    ++batches;
+  }
+  source.seek(start);
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(c.epochs * static_cast<double>(batches))));
+}
+
+// The first parameter (Hugging Face name) whose gradient holds a NaN or infinity.
+std::string first_bad_gradient(const model::Transformer& t) {
+  for (const model::Transformer::Param& p : t.named_params()) {
+    const Tensor g = p.grad.to(DType::f64);
+    for (std::int64_t i = 0; i < g.numel(); ++i) {
+      const double x = g.data<double>()[i];
+      if (!std::isfinite(x)) return cat("'", t.hf_name(p.name), "' (element ", i, " is ", x, ")");
+    }
+  }
+  return "(none found)";
+}
+
+}  // namespace
+
+Trainer::Trainer(Model& model, ExampleSource& train, TrainConfig config, std::int32_t pad_id, ExampleSource* eval,
+                 Communicator* comm) {
+  validate(config);
+  s_ = std::make_unique<State>(model, train, std::move(config), pad_id, eval, comm);
+  if (!s_->comm) {
+    s_->own_comm = make_single_process_communicator();
+    s_->comm = s_->own_comm.get();
+  }
+  const Tensor& p = s_->t().params();
+  s_->m = Tensor::zeros(p.shape(), p.dtype());
+  s_->v = Tensor::zeros(p.shape(), p.dtype());
+  s_->total = s_->config.steps > 0 ? s_->config.steps : steps_for_epochs(s_->config, train, pad_id);
+}
+
+Trainer::~Trainer() = default;
+
+std::int64_t Trainer::current_step() const { return s_->step; }
+std::int64_t Trainer::total_steps() const { return s_->total; }
+const TrainConfig& Trainer::config() const { return s_->config; }
+double Trainer::learning_rate(std::int64_t step) const { return train::learning_rate(s_->config, step, s_->total); }
+void Trainer::set_checkpoint_hook(std::function<void(std::string_view)> hook) { s_->checkpoint_hook = std::move(hook); }
+void Trainer::set_gradient_hook(std::function<void(Model&)> hook) { s_->gradient_hook = std::move(hook); }
+
+StepMetrics Trainer::step() {
+  State& s = *s_;
+  const TrainConfig& c = s.config;
+  model::Transformer& t = s.t();
+  const auto start = Clock::now();
+  const data::PackedBatch batch = s.packer.next([&] { return s.train.next(); });
+  double counts[2] = {static_cast<double>(batch.loss_tokens), static_cast<double>(batch.real_tokens)};
+  s.comm->all_reduce_sum(counts, 2);
+  const std::int64_t step_no = s.step + 1;
+  HONE_CHECK(counts[0] > 0, "train", "step ", step_no, ": the batch has no loss tokens (", batch.examples,
+             " examples); check the data's labels (e.g. completions that are empty)");
+
+  // Every loss token of the step weighs 1 / (loss tokens of the step, all ranks).
+  const double scale = 1.0 / counts[0];
+  double loss_sum = 0;
+  bool have_grads = false;
+  for (std::int64_t micro = 0; micro < c.grad_accum; ++micro) {
+    const train::MicroBatch mb = train::micro_batch(batch, micro * c.batch_rows, (micro + 1) * c.batch_rows);
+    if (mb.loss_tokens == 0) continue;  // padding rows or prompts only: no gradient
+    const Tensor logits = t.forward(mb.batch);
+    const Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype());
+    loss_sum += train::loss_and_dlogits(logits, mb, scale, dlogits);
+    t.backward(dlogits, have_grads);
+    have_grads = true;
+  }
+  if (!have_grads) t.grads().fill(0.0);
+  s.comm->all_reduce_sum(t.grads());
+  s.comm->all_reduce_sum(&loss_sum, 1);
+  if (s.gradient_hook) s.gradient_hook(s.model);
+
+  StepMetrics m;
+  m.step = step_no;
+  m.loss = loss_sum * scale;
+  HONE_CHECK(std::isfinite(m.loss), "train", "step ", step_no, ": the loss is ", m.loss,
+             "; stopping (the first non-finite gradient is ", first_bad_gradient(t), ")");
+  m.grad_norm = c.max_grad_norm > 0 ? ops::clip_grad_norm({t.grads()}, c.max_grad_norm) : ops::grad_norm({t.grads()});
+  HONE_CHECK(std::isfinite(m.grad_norm), "train", "step ", step_no, ": the gradient norm is ", m.grad_norm,
+             "; stopping at the first non-finite gradient, of ", first_bad_gradient(t));
+
+  // AdamW; no weight decay on vectors (norm weights, biases), as is customary.
+  m.lr = learning_rate(s.step);
+  ops::AdamWArgs adam;
+  adam.lr = m.lr;
+  adam.beta1 = c.beta1;
+  adam.beta2 = c.beta2;
+  adam.eps = c.eps;
+  adam.step = step_no;
+  const std::int64_t base = reinterpret_cast<std::uintptr_t>(t.params().raw()) / dtype_size(t.dtype());
+  for (const model::Transformer::Param& p : t.named_params()) {
+    const std::int64_t offset = reinterpret_cast<std::uintptr_t>(p.value.raw()) / dtype_size(t.dtype()) - base;
+    const std::int64_t n = p.value.numel();
+    adam.weight_decay = p.value.ndim() >= 2 ? c.weight_decay : 0.0;
+    ops::adamw_step(p.value.view({n}), p.grad.view({n}), s.m.slice(offset, offset + n),
+                    s.v.slice(offset, offset + n), adam);
+  }
+  s.step = step_no;
+  m.tokens = static_cast<std::int64_t>(counts[1]);
+  m.loss_tokens = static_cast<std::int64_t>(counts[0]);
+  m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  m.tokens_per_second = m.seconds > 0 ? static_cast<double>(m.tokens) / m.seconds : 0.0;
+  m.peak_rss_bytes = train::peak_rss_bytes();
+  m.data = s.train.position();
+  return m;
+}
+
+std::optional<double> Trainer::evaluate() {
+  State& s = *s_;
+  if (!s.eval) return std::nullopt;
+  const TrainConfig& c = s.config;
+  const data::DataPosition saved = s.eval->position();
+  s.eval->seek({0, 0});
+  data::Packer packer(c.batch_rows, c.seq_len, s.pad_id, !c.packing);
+  std::int64_t taken = 0;
+  const std::int64_t n = s.eval->size();
+  double sums[2] = {0, 0};  // loss, loss tokens
+  for (std::int64_t b = 0; b < c.eval_batches; ++b) {
+    const data::PackedBatch batch = packer.next([&]() -> data::TokenizedExample {
+      if (taken >= n) return {};  // one pass at most
+      ++taken;
+      return s.eval->next();
+    });
+    if (batch.examples == 0) break;
+    const train::MicroBatch mb = train::micro_batch(batch, 0, c.batch_rows);
+    if (mb.loss_tokens == 0) continue;
+    sums[0] += train::loss_sum(s.t().forward(mb.batch), mb);
+    sums[1] += static_cast<double>(mb.loss_tokens);
+  }
+  s.eval->seek(saved);
+  s.comm->all_reduce_sum(sums, 2);
+  HONE_CHECK(sums[1] > 0, "eval", "the evaluation data has no loss tokens");
+  return sums[0] / sums[1];
+}
+
+StepMetrics Trainer::train(const std::function<void(const StepMetrics&)>& on_step) {
+  State& s = *s_;
+  const TrainConfig& c = s.config;
+  std::string metrics_path = c.metrics_path;
+  if (metrics_path.empty() && !c.output_dir.empty()) metrics_path = c.output_dir + "/metrics.jsonl";
+  if (!metrics_path.empty()) train::prepare_metrics_file(metrics_path, s.step);
+  std::ofstream metrics;
+  if (!metrics_path.empty()) {
+    metrics.open(metrics_path, std::ios::app);
+    HONE_CHECK(metrics.good(), "train", "cannot open the metrics file ", metrics_path);
+  }
+  const bool primary = s.comm->rank() == 0;
+  std::unique_ptr<Progress> progress;
+  if (c.progress && primary) progress = std::make_unique<Progress>("train", s.total);
+  StepMetrics last;
+  while (s.step < s.total) {
+    last = step();
+    if (c.eval_every > 0 && (s.step % c.eval_every == 0 || s.step == s.total)) last.eval_loss = evaluate();
+    if (primary && metrics.is_open()) metrics << last.to_json() << "\n" << std::flush;
+    if (c.save_every > 0 && (s.step % c.save_every == 0 || s.step == s.total)) save_checkpoint();
+    if (progress) {
+      std::string extra = cat("loss ", last.loss, "  lr ", last.lr, "  |g| ", last.grad_norm, "  ",
+                              static_cast<std::int64_t>(last.tokens_per_second), " tok/s");
+      if (last.eval_loss) extra += cat("  eval ", *last.eval_loss);
+      progress->update(s.step, extra);
+    }
+    if (on_step) on_step(last);
+  }
+  if (progress) progress->finish();
+  return last;
+}
+
+std::string Trainer::save_checkpoint() {
+  State& s = *s_;
+  HONE_CHECK(!s.config.output_dir.empty(), "checkpoint", "no output_dir is set");
+  train::SavedState st;
+  st.step = s.step;
+  st.data = s.train.position();
+  st.pending = s.packer.pending();
+  st.seed = s.config.seed;
+  if (s.comm->rank() != 0) return {};
+  return train::write_checkpoint(s.config.output_dir, s.t(), s.m, s.v, st, s.config.keep_last, s.checkpoint_hook);
+}
+
+void Trainer::resume(const std::string& dir) {
+  State& s = *s_;
+  const train::SavedState st = train::read_checkpoint(dir, s.t(), s.m, s.v);
+  HONE_CHECK(st.step <= s.total, "resume", dir, " is at step ", st.step, ", beyond this run's ", s.total, " steps");
+  s.step = st.step;
+  s.train.seek(st.data);
+  s.packer.set_pending(st.pending);
+}
+
+}  // namespace hone
