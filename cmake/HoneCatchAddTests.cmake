@@ -35,7 +35,8 @@ foreach(name ${names})
   endif()
   # Catch2 test-spec escaping: commas, brackets and backslashes are special in names.
   string(REGEX REPLACE "([],[\\\\])" "\\\\\\1" spec "${name}")
-  string(REPLACE "\"" "\\\"" quoted_spec "${spec}")
+  string(REPLACE "\\" "\\\\" quoted_spec "${spec}")  # CMake's own escaping of those backslashes
+  string(REPLACE "\"" "\\\"" quoted_spec "${quoted_spec}")
   string(REPLACE "\"" "\\\"" quoted_name "${TEST_TARGET}: ${name}")
   string(APPEND script
     "add_test(\"${quoted_name}\" \"${TEST_EXECUTABLE}\" \"${quoted_spec}\")\n"

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "hone/tokenizer.h"
 #include "model/transformer.h"
 
 namespace hone::cli {
@@ -20,6 +21,7 @@ struct InitOptions {
   std::uint64_t seed = 0;
   std::string out;
   std::vector<std::int64_t> probe_ids;  // also write the logits for these ids (probe.safetensors)
+  std::string tokenizer;                // "" or "byte-level"
 };
 
 model::TransformerConfig make_config(const InitOptions& o) {
@@ -100,10 +102,16 @@ void add_model_commands(CLI::App& app) {
   init->add_option("--out", o->out, "folder to write")->required();
   init->add_option("--probe", o->probe_ids, "token ids whose logits are saved to probe.safetensors")
       ->delimiter(',');
+  init->add_option("--tokenizer", o->tokenizer,
+                   "also write a tokenizer: byte-level (256 bytes + 4 special tokens, ChatML template)")
+      ->check(CLI::IsMember({"byte-level"}));
   init->callback([o] {
+    HONE_CHECK(o->tokenizer.empty() || o->vocab >= kByteLevelTokenizerVocab, "init", "--vocab ", o->vocab,
+               " is smaller than the byte-level tokenizer's ", kByteLevelTokenizerVocab, " ids");
     model::Transformer m(make_config(*o), DType::f32);
     m.init_random(o->seed);
     m.save_pretrained(o->out, o->dtype == "bf16" ? DType::bf16 : DType::f32);
+    if (o->tokenizer == "byte-level") write_byte_level_tokenizer(o->out);
     if (!o->probe_ids.empty()) {
       const auto T = static_cast<std::int64_t>(o->probe_ids.size());
       const Tensor ids = Tensor::from_vector<std::int64_t>({1, T}, o->probe_ids);

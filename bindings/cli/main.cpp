@@ -2,6 +2,7 @@
 //   hone demo     train a small byte-level language model on embedded text (CPU), then sample
 //   hone init     save a random-initialised model as a Hugging Face folder
 //   hone info     describe a model folder, or this build and its devices
+//   hone train    fine-tune a model folder on JSONL data
 //   hone tokenize text ↔ ids with a model's tokenizer
 //   hone data inspect  examples, tokens, truncation and packing of a JSONL file
 //   hone version
@@ -14,6 +15,7 @@
 
 #include "cmd_data.h"
 #include "cmd_model.h"
+#include "cmd_train.h"
 #include "demo.h"
 #include "hone/hone.h"
 #include "hone/log.h"
@@ -73,6 +75,7 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--json", json_path, "also write the report as JSON to this file");
   hone::cli::add_model_commands(app);
   hone::cli::add_data_commands(app);
+  hone::cli::add_train_command(app);
   app.add_subcommand("version", "print the version");
   try {
     try {
@@ -83,7 +86,7 @@ int main(int argc, char** argv) {
     if (demo_cmd->parsed()) return run_demo_command(demo, json_path);
     if (app.got_subcommand("info") && app.get_subcommand("info")->get_option("model")->empty()) return run_info();
     if (app.got_subcommand("info") || app.got_subcommand("init") || app.got_subcommand("tokenize") ||
-        app.got_subcommand("data"))
+        app.got_subcommand("data") || app.got_subcommand("train"))
       return 0;
     std::printf("%s\n", hone::version());
     return 0;

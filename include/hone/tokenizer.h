@@ -74,4 +74,11 @@ class Tokenizer {
   std::shared_ptr<const io::TokenizerData> data_;
 };
 
+// Writes the byte-level tokenizer of small demo models into `dir` in Hugging Face's format:
+// tokenizer.json (ids 0…255 the bytes, no merges) with the special tokens <|endoftext|> (256,
+// EOS), <|im_start|> (257), <|im_end|> (258) and <|pad|> (259), and tokenizer_config.json with
+// a ChatML chat template. Both files are written to temporary names and renamed.
+void write_byte_level_tokenizer(const std::string& dir);
+inline constexpr std::int64_t kByteLevelTokenizerVocab = 260;
+
 }  // namespace hone

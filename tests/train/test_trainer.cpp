@@ -353,3 +353,17 @@ TEST_CASE("epochs set the number of steps; metrics are JSON lines", "[cpu]") {
   CHECK(n == 6);
   CHECK(evals == 3);
 }
+
+TEST_CASE("a fine-tuned model saved as a Hugging Face folder loads back with identical logits", "[cpu]") {
+  TempDir dir("saved");
+  Model model = Model::from_config(kTinyLlama, 3, 0.1);
+  VectorSource source(examples(20, 5), 2);
+  Trainer trainer(model, source, small_config(), 0);
+  trainer.train();
+  model.save(dir.str("final"));
+  Model loaded = Model::load(dir.str("final"));
+  const std::vector<std::int32_t> ids = {5, 9, 11, 3, 30, 7};
+  CHECK(loaded.next_token_logits(ids) == model.next_token_logits(ids));
+  CHECK(values(loaded) == values(model));
+  CHECK(loaded.greedy(ids, 5) == model.greedy(ids, 5));
+}
