@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "hone/chat_template.h"
 #include "hone/dataset.h"
 #include "hone/tokenizer.h"
 #include "io/tokenizer_encoder.h"
@@ -22,7 +23,7 @@ struct TokenizeOptions {
 };
 
 struct InspectOptions {
-  std::string file, tokenizer, format = "auto";
+  std::string file, tokenizer, format = "auto", chat_template = "auto";
   std::int64_t max_length = 2048, row_length = 0, show = 3;
   bool skip_bad = false, loss_on_prompt = false;
 };
@@ -50,7 +51,7 @@ void run_tokenize(const TokenizeOptions& o) {
 
 void run_inspect(const InspectOptions& o) {
   const Tokenizer tok = Tokenizer::from_dir(o.tokenizer);
-  const data::TokenizerEncoder enc(tok);
+  const data::TokenizerEncoder enc(tok, o.chat_template);
   data::DataOptions opts;
   opts.format = data::parse_format(o.format);
   opts.max_length = o.max_length;
@@ -68,6 +69,10 @@ void run_inspect(const InspectOptions& o) {
   }
   const data::DataStats& s = ds.stats();
   std::printf("file            %s (%lld examples)\n", o.file.c_str(), static_cast<long long>(ds.size()));
+  if (enc.chat())
+    std::printf("chat template   %s (%s)\n", enc.chat()->name(), o.chat_template == "auto" ? "recognised" : "chosen");
+  else
+    std::printf("chat template   none\n");
   std::printf("tokens          %lld (%lld carry loss), longest example %lld\n", static_cast<long long>(s.tokens),
               static_cast<long long>(s.loss_tokens), static_cast<long long>(longest));
   std::printf("truncated       %lld (max_length %lld), dropped %lld, bad lines skipped %lld\n",
@@ -119,6 +124,8 @@ void add_data_commands(CLI::App& app) {
   inspect->add_option("file", o->file, "JSONL file")->required();
   inspect->add_option("--tokenizer", o->tokenizer, "folder with tokenizer.json")->required();
   inspect->add_option("--format", o->format, "auto, text, prompt_completion, messages or alpaca");
+  inspect->add_option("--chat-template", o->chat_template,
+                      "auto (recognise the tokenizer's template) or a family: " + chat_family_names());
   inspect->add_option("--max-length", o->max_length, "tokens per example")->check(CLI::PositiveNumber);
   inspect->add_option("--row-length", o->row_length, "packed row length (default: max length)");
   inspect->add_option("--show", o->show, "examples to print");

@@ -1,5 +1,5 @@
 // The `hone` command.
-//   hone demo     train a small byte-level language model on embedded text (CPU), then sample
+//   hone demo     pre-train and fine-tune a small model on embedded data (CPU), before/after
 //   hone init     save a random-initialised model as a Hugging Face folder
 //   hone info     describe a model folder, or this build and its devices
 //   hone train    fine-tune a model folder on JSONL data
@@ -34,17 +34,34 @@ int run_info() {
   return 0;
 }
 
+std::string shown(const std::string& s) {
+  std::string out;
+  for (char ch : s) out += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+  return out;
+}
+
 int run_demo_command(const hone::demo::DemoOptions& options, const std::string& json_path) {
-  std::printf("hone demo: a 2-layer byte-level transformer (RMSNorm, RoPE, grouped-query\n"
-              "attention, SwiGLU) trained on embedded text with AdamW, on the CPU.\n\n");
+  std::printf("hone demo: a small Llama-shaped model (byte-level tokenizer, RMSNorm, RoPE, grouped-query\n"
+              "attention, SwiGLU) pre-trained on a generated corpus, then fully fine-tuned on a review\n"
+              "sentiment task, all on the CPU with hone's trainer.\n\n");
+  std::fflush(stdout);
   const hone::demo::DemoReport r = hone::demo::run_demo(options);
-  std::printf("\nparameters        %lld\n", static_cast<long long>(r.params));
-  std::printf("eval loss         %.3f -> %.3f (nats/byte; uniform guess is %.3f)\n",
-              r.eval_loss_before, r.eval_loss_after, std::log(256.0));
-  std::printf("train loss        %.3f -> %.3f over %lld steps\n", r.first_loss, r.final_loss,
-              static_cast<long long>(options.steps));
-  std::printf("time              %.2f s (%.0f tokens/s)\n", r.seconds, r.tokens_per_second);
-  std::printf("greedy sample:\n----\n%s\n----\n", r.sample.c_str());
+  std::printf("\nparameters         %lld\n", static_cast<long long>(r.params));
+  std::printf("pre-training loss  %.3f -> %.3f  (%lld steps, %.1f s)\n", r.pretrain_loss_first,
+              r.pretrain_loss_last, static_cast<long long>(options.pretrain_steps), r.pretrain_seconds);
+  std::printf("  greedy text:     \"%s\"\n", shown(r.corpus_sample).c_str());
+  std::printf("fine-tuning loss   %.3f -> %.3f  (%lld steps, %.1f s)\n", r.finetune_loss_first,
+              r.finetune_loss_last, static_cast<long long>(options.finetune_steps), r.finetune_seconds);
+  std::printf("held-out task      loss %.3f -> %.3f, accuracy %.0f%% -> %.0f%% (%lld reviews never seen)\n",
+              r.eval_loss_before, r.eval_loss_after, 100 * r.accuracy_before, 100 * r.accuracy_after,
+              static_cast<long long>(r.eval_examples));
+  std::printf("throughput         %.0f tokens/s\n\n", r.tokens_per_second);
+  std::printf("%-34s %-12s %-14s %s\n", "held-out prompt", "expected", "before", "after");
+  for (const auto& s : r.samples)
+    std::printf("%-34s %-12s %-14s %s\n", shown(s.prompt).c_str(), ("\"" + s.expected + "\"").c_str(),
+                ("\"" + shown(s.before) + "\"").c_str(), ("\"" + shown(s.after) + "\"").c_str());
+  if (!options.out.empty())
+    std::printf("\nmodels, data and metrics are in %s (base/, finetuned/)\n", options.out.c_str());
   if (!json_path.empty()) {
     const std::string tmp = json_path + ".tmp";
     {
@@ -65,13 +82,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   hone::demo::DemoOptions demo;
   std::string json_path;
-  CLI::App* demo_cmd = app.add_subcommand("demo", "train a small language model on embedded text (CPU)");
-  demo_cmd->add_option("--steps", demo.steps, "training steps")->check(CLI::PositiveNumber);
-  demo_cmd->add_option("--batch", demo.batch, "sequences per step")->check(CLI::PositiveNumber);
-  demo_cmd->add_option("--seq", demo.seq, "tokens per sequence")->check(CLI::Range(2, 512));
-  demo_cmd->add_option("--lr", demo.lr, "peak learning rate")->check(CLI::PositiveNumber);
+  CLI::App* demo_cmd = app.add_subcommand("demo", "pre-train and fine-tune a small model on embedded data (CPU)");
+  demo_cmd->add_option("--pretrain-steps", demo.pretrain_steps, "pre-training steps")->check(CLI::PositiveNumber);
+  demo_cmd->add_option("--finetune-steps", demo.finetune_steps, "fine-tuning steps")->check(CLI::PositiveNumber);
+  demo_cmd->add_option("--hidden", demo.hidden, "hidden size")->check(CLI::Range(16, 1024));
+  demo_cmd->add_option("--layers", demo.layers, "blocks")->check(CLI::Range(1, 32));
   demo_cmd->add_option("--seed", demo.seed, "random seed");
-  demo_cmd->add_option("--prompt", demo.prompt, "text to continue after training");
+  demo_cmd->add_option("--out", demo.out, "keep the models, data and metrics in this folder");
   demo_cmd->add_option("--json", json_path, "also write the report as JSON to this file");
   hone::cli::add_model_commands(app);
   hone::cli::add_data_commands(app);

@@ -5,6 +5,25 @@
 
 namespace hone::cuda {
 
+namespace {
+
+// Runs f with `device` current and restores the caller's device, so that allocating on one
+// device never changes the device the caller's later work goes to. Returns false when the
+// device could not be selected.
+template <class F>
+bool on_device(int device, F&& f) {
+  int previous = 0;
+  if (cudaGetDevice(&previous) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  f();
+  (void)cudaSetDevice(previous);
+  return true;
+}
+
+}  // namespace
+
 bool built_with_cuda() { return true; }
 
 int device_count() {
@@ -17,17 +36,19 @@ int device_count() {
 }
 
 void* device_malloc(int device, std::size_t bytes) {
-  CUDA_CHECK(cudaSetDevice(device));
   void* p = nullptr;
-  if (cudaMalloc(&p, bytes) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return nullptr;
-  }
+  const bool selected = on_device(device, [&] {
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+      (void)cudaGetLastError();
+      p = nullptr;
+    }
+  });
+  HONE_CHECK(selected, "cuda", "cannot select device ", device, " to allocate ", bytes, " bytes");
   return p;
 }
 
 void device_free(int device, void* ptr) {
-  if (cudaSetDevice(device) == cudaSuccess) (void)cudaFree(ptr);
+  (void)on_device(device, [&] { (void)cudaFree(ptr); });
 }
 
 void copy(void* dst, const void* src, std::size_t bytes, CopyKind kind) {

@@ -1,4 +1,6 @@
-// ops::uniform_: Philox uniforms on the host or through the CUDA kernel.
+// ops::uniform_: Philox uniforms on the host or through the CUDA kernel, enqueued on the
+// device's current stream (cuda/context.h) like every op: asynchronous, and ordered before any
+// later op or copy of the tensor.
 #include "hone/random.h"
 
 #include "ops/check.h"
@@ -7,6 +9,7 @@
 #ifdef HONE_WITH_CUDA
 #include <cuda_runtime.h>
 
+#include "cuda/context.h"
 #include "kernels/random/philox.cuh"
 #endif
 
@@ -24,9 +27,10 @@ void uniform_(const Tensor& x, std::uint64_t seed, std::uint64_t offset) {
     p.n = x.numel();
     p.seed = seed;
     p.offset = offset;
-    kernels::philox_uniform(p, cudaStreamPerThread);
-    const cudaError_t err = cudaStreamSynchronize(cudaStreamPerThread);
-    HONE_CHECK(err == cudaSuccess, kOp, "kernel failed: ", cudaGetErrorString(err));
+    cuda::DeviceGuard device(x.device().index);
+    kernels::philox_uniform(p, cuda::current_stream());
+    const cudaError_t err = cudaGetLastError();
+    HONE_CHECK(err == cudaSuccess, kOp, "kernel launch failed: ", cudaGetErrorString(err));
     return;
 #else
     no_cuda_kernel(kOp);

@@ -1,0 +1,287 @@
+// GPU kernel benchmarks: GEMM TFLOP/s of hone's kernel and of cuBLASLt, measured in the same run
+// through ops::matmul (so the figures are what the engine gets), at 8192³ and at the linear
+// layers of a Llama-8B-like model with 8192 tokens; the device-to-device copy bandwidth as the
+// ceiling of memory-bound kernels; and a table those kernels join as they arrive. Each case is
+// validated once (hone against cuBLAS), warmed up, and timed with CUDA events per launch;
+// medians are reported with the spread. Writes JSON.
+//   bench_gpu [--quick] [--json FILE] [--iters N]
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cuda/check.h"
+#include "cuda/context.h"
+#include "cuda/gemm_backend.h"
+#include "hone/tensor.h"
+#include "ops/ops.h"
+
+using namespace hone;
+
+namespace {
+
+struct Timing {
+  double median_ms = 0, min_ms = 0, max_ms = 0;
+};
+
+// Times `f` (which enqueues work on `stream`) with one event pair per launch.
+Timing time_launches(const std::function<void()>& f, cudaStream_t stream, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) f();
+  std::vector<cuda::Event> start(iters), stop(iters);
+  for (int i = 0; i < iters; ++i) {
+    start[i].record(stream);
+    f();
+    stop[i].record(stream);
+  }
+  stop.back().synchronize();
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) ms.push_back(start[i].elapsed_ms(stop[i]));
+  std::sort(ms.begin(), ms.end());
+  return {ms[ms.size() / 2], ms.front(), ms.back()};
+}
+
+// A device tensor of uniform values in [-1, 1), filled on the host (the device has no bf16
+// random fill yet) from a counter-based hash, in parallel.
+Tensor random_device(const Shape& shape, DType dtype, std::uint64_t seed) {
+  const Tensor host = Tensor::empty(shape, DType::f32);
+  float* p = host.data<float>();
+  const std::int64_t n = host.numel();
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::uint64_t z = seed * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(i);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    p[i] = static_cast<float>(static_cast<double>(z >> 11) * 0x1.0p-52 - 1.0);
+  }
+  return host.to(dtype).to(Device::cuda(0));
+}
+
+// max |x − ref| / max |ref| over all elements.
+double relative_difference(const Tensor& x, const Tensor& ref) {
+  const std::vector<float> a = x.to(Device::cpu()).to(DType::f32).to_vector<float>();
+  const std::vector<float> b = ref.to(Device::cpu()).to(DType::f32).to_vector<float>();
+  double diff = 0, scale = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+  }
+  return std::isfinite(diff) ? diff / std::max(scale, 1e-30) : INFINITY;
+}
+
+std::string num(double x) {
+  if (!std::isfinite(x)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", x);
+  return buf;
+}
+
+std::string num(const std::optional<double>& x) { return x ? num(*x) : "null"; }
+
+// ---------------------------------------------------------------- GEMM
+// Row-major layouts as ops::matmul takes them: "NT" is a·bᵀ (the forward y = x·Wᵀ).
+struct GemmCase {
+  const char* name;
+  std::int64_t m, n, k;
+  bool a_trans, b_trans;
+  DType out;
+  double beta;
+  const char* what;
+  bool quick;
+};
+
+const std::vector<GemmCase> kGemmCases = {
+    {"square", 8192, 8192, 8192, false, true, DType::bf16, 0.0, "8192³", true},
+    {"attn_fwd", 8192, 4096, 4096, false, true, DType::bf16, 0.0, "y = x·Wᵀ, W 4096×4096 (q, o)", false},
+    {"mlp_up_fwd", 8192, 14336, 4096, false, true, DType::bf16, 0.0, "y = x·Wᵀ, W 14336×4096 (gate, up)", true},
+    {"mlp_down_fwd", 8192, 4096, 14336, false, true, DType::bf16, 0.0, "y = x·Wᵀ, W 4096×14336 (down)", false},
+    {"mlp_up_dx", 8192, 4096, 14336, false, false, DType::bf16, 0.0, "dx = dy·W, W 14336×4096", false},
+    {"mlp_up_dw", 14336, 4096, 8192, true, false, DType::f32, 1.0, "dW += dyᵀ·x (f32 accumulate)", true},
+};
+
+struct GemmRow {
+  const GemmCase* c;
+  std::optional<Timing> hone, cublas;
+  std::optional<double> rel_diff;
+  double tflops(const Timing& t) const { return 2.0 * c->m * c->n * c->k / (t.median_ms * 1e-3) / 1e12; }
+  std::string layout() const { return std::string(c->a_trans ? "T" : "N") + (c->b_trans ? "T" : "N"); }
+};
+
+GemmRow bench_gemm(const GemmCase& gc, int warmup, int iters) {
+  GemmRow row{&gc, {}, {}, {}};
+  const Tensor a = random_device(gc.a_trans ? Shape{gc.k, gc.m} : Shape{gc.m, gc.k}, DType::bf16, 1);
+  const Tensor b = random_device(gc.b_trans ? Shape{gc.n, gc.k} : Shape{gc.k, gc.n}, DType::bf16, 2);
+  ops::MatmulArgs args;
+  args.trans_a = gc.a_trans;
+  args.trans_b = gc.b_trans;
+  args.beta = gc.beta;
+  const Tensor c = Tensor::zeros({gc.m, gc.n}, gc.out, Device::cuda(0));
+  const cudaStream_t stream = cuda::current_stream(0);
+  const bool have_hone = ops::gemm_backend_available(ops::GemmBackend::hone);
+
+  // Validation: one product per backend from the same zeroed C.
+  ops::set_gemm_backend(ops::GemmBackend::cublas);
+  ops::matmul(a, b, c, args);
+  const Tensor reference = c.clone();
+  if (have_hone) {
+    ops::set_gemm_backend(ops::GemmBackend::hone);
+    c.fill(0.0);
+    ops::matmul(a, b, c, args);
+    row.rel_diff = relative_difference(c, reference);
+  }
+
+  auto run = [&] { ops::matmul(a, b, c, args); };
+  if (have_hone) {
+    ops::set_gemm_backend(ops::GemmBackend::hone);
+    row.hone = time_launches(run, stream, warmup, iters);
+  }
+  ops::set_gemm_backend(ops::GemmBackend::cublas);
+  row.cublas = time_launches(run, stream, warmup, iters);
+  return row;
+}
+
+// ---------------------------------------------------------------- memory-bound kernels
+// Each entry: bytes read + written per launch and a launch on the stream. The copy is the
+// ceiling; norm, rope, activation, adamw... add an entry here as their kernels land (allocate in
+// the setup lambda, launch through ops so the figure is what the engine gets).
+struct BandwidthCase {
+  std::string name;
+  std::string what;
+  std::function<std::function<void(cudaStream_t)>(double& bytes)> setup;
+};
+
+struct BandwidthRow {
+  std::string name, what;
+  double bytes;
+  Timing t;
+  double gbps() const { return bytes / (t.median_ms * 1e-3) / 1e9; }
+};
+
+std::vector<BandwidthCase> bandwidth_cases(bool quick) {
+  std::vector<BandwidthCase> cases;
+  const std::size_t copy_bytes = quick ? (std::size_t{512} << 20) : (std::size_t{2} << 30);
+  cases.push_back({"d2d_copy", "cudaMemcpyAsync device to device", [copy_bytes](double& bytes) {
+                     const Tensor src = Tensor::zeros({static_cast<std::int64_t>(copy_bytes)}, DType::u8,
+                                                      Device::cuda(0));
+                     const Tensor dst = Tensor::empty(src.shape(), DType::u8, Device::cuda(0));
+                     bytes = 2.0 * static_cast<double>(copy_bytes);  // read + written
+                     return std::function<void(cudaStream_t)>([src, dst, copy_bytes](cudaStream_t s) {
+                       CUDA_CHECK(cudaMemcpyAsync(dst.raw(), src.raw(), copy_bytes,
+                                                  cudaMemcpyDeviceToDevice, s));
+                     });
+                   }});
+  return cases;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string json_path;
+  int iters = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--iters") && i + 1 < argc) iters = std::atoi(argv[++i]);
+    else {
+      std::fprintf(stderr, "usage: bench_gpu [--quick] [--json FILE] [--iters N]\n");
+      return 2;
+    }
+  }
+  if (iters <= 0) iters = quick ? 10 : 30;
+  const int warmup = quick ? 2 : 5;
+  try {
+    if (cuda_device_count() == 0) {
+      std::printf("bench_gpu: no CUDA device\n");
+      return 77;
+    }
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    std::printf("bench_gpu: %s, %d SMs, %.0f MB L2, %.1f GB; %d timed launches per case%s\n",
+                prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1e6, prop.totalGlobalMem / 1e9,
+                iters, quick ? " (quick)" : "");
+    const bool have_hone = ops::gemm_backend_available(ops::GemmBackend::hone);
+    if (!have_hone) std::printf("bench_gpu: hone's GEMM kernel is not compiled in; cuBLAS only\n");
+
+    std::vector<GemmRow> gemms;
+    std::printf("%-14s %-24s %-6s %10s %10s %7s %10s\n", "gemm", "m×n×k", "layout", "hone", "cuBLAS",
+                "ratio", "rel.diff");
+    for (const GemmCase& gc : kGemmCases) {
+      if (quick && !gc.quick) continue;
+      gemms.push_back(bench_gemm(gc, warmup, iters));
+      const GemmRow& r = gemms.back();
+      const std::string shape = cat(gc.m, "×", gc.n, "×", gc.k);
+      std::printf("%-14s %-24s %-6s %10s %10.1f %7s %10s  TFLOP/s\n", gc.name, shape.c_str(),
+                  r.layout().c_str(), r.hone ? num(r.tflops(*r.hone)).c_str() : "-",
+                  r.tflops(*r.cublas), r.hone ? num(r.tflops(*r.hone) / r.tflops(*r.cublas)).c_str() : "-",
+                  r.rel_diff ? num(*r.rel_diff).c_str() : "-");
+      std::fflush(stdout);
+    }
+    ops::set_gemm_backend(ops::default_gemm_backend());
+
+    std::vector<BandwidthRow> bws;
+    for (const BandwidthCase& bc : bandwidth_cases(quick)) {
+      double bytes = 0;
+      const auto launch = bc.setup(bytes);
+      const cudaStream_t stream = cuda::current_stream(0);
+      const Timing t = time_launches([&] { launch(stream); }, stream, warmup, iters);
+      bws.push_back({bc.name, bc.what, bytes, t});
+      std::printf("%-14s %8.2f GB moved %37.0f GB/s (read + write)\n", bc.name.c_str(), bytes / 1e9,
+                  bws.back().gbps());
+    }
+
+    if (!json_path.empty()) {
+      std::string j = cat("{\"benchmark\": \"gpu\", \"device\": {\"name\": \"", prop.name,
+                          "\", \"sm_count\": ", prop.multiProcessorCount, ", \"l2_bytes\": ",
+                          prop.l2CacheSize, ", \"memory_bytes\": ", prop.totalGlobalMem,
+                          ", \"cc\": \"", prop.major, ".", prop.minor, "\"}, \"quick\": ",
+                          quick ? "true" : "false", ", \"iters\": ", iters,
+                          ", \"hone_gemm_kernel\": ", have_hone ? "true" : "false", ",\n\"gemm\": [\n");
+      for (std::size_t i = 0; i < gemms.size(); ++i) {
+        const GemmRow& r = gemms[i];
+        const double cu = r.tflops(*r.cublas);
+        const std::optional<double> ho = r.hone ? std::optional<double>(r.tflops(*r.hone)) : std::nullopt;
+        j += cat("  {\"name\": \"", r.c->name, "\", \"what\": \"", r.c->what, "\", \"m\": ", r.c->m,
+                 ", \"n\": ", r.c->n, ", \"k\": ", r.c->k, ", \"a_trans\": ", r.c->a_trans ? "true" : "false",
+                 ", \"b_trans\": ", r.c->b_trans ? "true" : "false", ", \"layout\": \"", r.layout(),
+                 "\", \"out\": \"", dtype_name(r.c->out), "\", \"beta\": ", num(r.c->beta),
+                 ", \"hone_tflops\": ", num(ho), ", \"hone_ms\": ", r.hone ? num(r.hone->median_ms) : "null",
+                 ", \"hone_ms_min\": ", r.hone ? num(r.hone->min_ms) : "null",
+                 ", \"hone_ms_max\": ", r.hone ? num(r.hone->max_ms) : "null",
+                 ", \"cublas_tflops\": ", num(cu), ", \"cublas_ms\": ", num(r.cublas->median_ms),
+                 ", \"cublas_ms_min\": ", num(r.cublas->min_ms), ", \"cublas_ms_max\": ", num(r.cublas->max_ms),
+                 ", \"ratio\": ", ho ? num(*ho / cu) : "null", ", \"rel_diff\": ", num(r.rel_diff), "}",
+                 i + 1 < gemms.size() ? ",\n" : "\n");
+      }
+      j += "],\n\"bandwidth\": [\n";
+      for (std::size_t i = 0; i < bws.size(); ++i) {
+        const BandwidthRow& r = bws[i];
+        j += cat("  {\"name\": \"", r.name, "\", \"what\": \"", r.what, "\", \"bytes\": ", num(r.bytes),
+                 ", \"ms\": ", num(r.t.median_ms), ", \"ms_min\": ", num(r.t.min_ms), ", \"ms_max\": ",
+                 num(r.t.max_ms), ", \"gbps\": ", num(r.gbps()), ", \"of_copy\": ",
+                 num(r.gbps() / bws.front().gbps()), "}", i + 1 < bws.size() ? ",\n" : "\n");
+      }
+      j += "]}\n";
+      std::ofstream(json_path) << j;
+    }
+    // hone and cuBLAS must agree (bf16 inputs, fp32 accumulation: differences of the order of
+    // the output rounding).
+    for (const GemmRow& r : gemms)
+      if (r.rel_diff && !(*r.rel_diff < 2e-2)) {
+        std::fprintf(stderr, "bench_gpu: %s: hone and cuBLAS differ by %g (relative)\n", r.c->name,
+                     *r.rel_diff);
+        return 1;
+      }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_gpu: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# The GPU check: on a machine with a CUDA device (and no package registry), run hone's [gpu]
+# tests and kernel benchmarks and print a short table. Run from anywhere; it works in the
+# repository root.
+#
+#   benchmarks/gpu_check.sh [--quick] [--mode auto|prebuilt|source] [--bundle DIR]
+#                           [--build-dir DIR] [--no-torch]
+#
+# Binaries come from one of two places:
+#   prebuilt  DIR/bin (default DIR: .gpu), made elsewhere by scripts/build_gpu_bundle.sh: the
+#             [gpu] test binaries and bench_gpu for sm_90a, C++ runtime and libraries linked in.
+#             cuBLAS/cuBLASLt stay shared libraries: they are looked up in the NVIDIA pip wheels
+#             of the machine's Python, then in the CUDA toolkit.
+#   source    cmake + ninja build of the GPU targets alone (-DCMAKE_CUDA_ARCHITECTURES=90a) into
+#             --build-dir (default build-gpu); needs the project's build dependencies, found on
+#             the system or under DIR/deps when the bundle carries them.
+# auto (the default) takes prebuilt when DIR/bin/bench_gpu exists, else source.
+#
+# Then: one nvidia-smi line; every [gpu] test binary (pass/fail counts); bench_gpu (GEMM
+# TFLOP/s of hone and cuBLAS at 8192³ and Llama-8B training shapes, device-to-device copy GB/s);
+# torch.matmul at the same shapes when python3 has torch; a summary table. With $OUT set, the
+# JSON reports and the log are written there. Budget: under 5 minutes, --quick under 2.
+#
+# Exit codes: 0 all tests passed, 1 a test or benchmark failed, 2 bad usage or no binaries,
+# 77 no device (HONE_GPU_CHECK_DEVICE=none forces this, for testing the script anywhere).
+set -u -o pipefail
+
+quick=0
+mode=auto
+bundle=.gpu
+build_dir=build-gpu
+torch=1
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+die() { echo "gpu_check: $*" >&2; exit 2; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --mode) [[ $# -ge 2 ]] || die "--mode needs a value"; mode=$2; shift ;;
+    --bundle) [[ $# -ge 2 ]] || die "--bundle needs a directory"; bundle=$2; shift ;;
+    --build-dir) [[ $# -ge 2 ]] || die "--build-dir needs a directory"; build_dir=$2; shift ;;
+    --no-torch) torch=0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+  shift
+done
+case "$mode" in auto|prebuilt|source) ;; *) die "--mode must be auto, prebuilt or source (got '$mode')" ;; esac
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 2
+start=$(date +%s)
+elapsed() { echo $(( $(date +%s) - start )); }
+
+# ---------------------------------------------------------------- device
+if [[ "${HONE_GPU_CHECK_DEVICE:-}" == none ]]; then
+  echo "gpu_check: no device (HONE_GPU_CHECK_DEVICE=none); nothing to run"
+  exit 77
+fi
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  echo "gpu_check: no device (nvidia-smi not found); nothing to run"
+  exit 77
+fi
+gpu_line=$(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null | head -n 1)
+if [[ -z "$gpu_line" ]]; then
+  echo "gpu_check: no device (nvidia-smi lists no GPU); nothing to run"
+  exit 77
+fi
+echo "gpu_check: device: $gpu_line"
+
+out_dir=${OUT:-}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+log() { echo "$@" | tee -a "$work/gpu_check.log"; }
+
+# ---------------------------------------------------------------- binaries
+if [[ "$mode" == auto ]]; then
+  if [[ -x "$bundle/bin/bench_gpu" ]]; then mode=prebuilt; else mode=source; fi
+fi
+if [[ "$mode" == prebuilt ]]; then
+  bin="$bundle/bin"
+  [[ -x "$bin/bench_gpu" ]] || die "no prebuilt binaries in $bin (run scripts/build_gpu_bundle.sh where the dependencies are)"
+  log "gpu_check: prebuilt binaries from $bin ($(head -n 1 "$bundle/BUILD_INFO" 2>/dev/null || echo 'no BUILD_INFO'))"
+else
+  command -v cmake >/dev/null || die "source mode needs cmake"
+  command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]] || die "source mode needs nvcc"
+  export PATH="$PATH:/usr/local/cuda/bin"
+  gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
+  prefix=()
+  if [[ -d "$bundle/deps" ]]; then
+    prefix=(-DCMAKE_PREFIX_PATH="$root/$bundle/deps")
+    export PKG_CONFIG_PATH="$root/$bundle/deps/lib/pkgconfig:${PKG_CONFIG_PATH:-}"
+  fi
+  log "gpu_check: building the GPU targets from source into $build_dir"
+  if ! cmake -S . -B "$build_dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DHONE_CUDA=ON \
+       -DCMAKE_CUDA_ARCHITECTURES=90a -DHONE_BUILD_CLI=OFF "${prefix[@]}" >"$work/configure.log" 2>&1; then
+    tail -n 20 "$work/configure.log"
+    die "configure failed (missing dependencies? build a bundle elsewhere with scripts/build_gpu_bundle.sh)"
+  fi
+  targets=(bench_gpu)
+  for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
+  if ! cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)" >"$work/build.log" 2>&1; then
+    tail -n 30 "$work/build.log"
+    die "build failed"
+  fi
+  mkdir -p "$work/bin"
+  cp "$build_dir/benchmarks/bench_gpu" "$work/bin/"
+  for t in "${targets[@]:1}"; do cp "$build_dir/tests/$t" "$work/bin/"; done
+  bin="$work/bin"
+  log "gpu_check: built in $(elapsed) s"
+fi
+
+# Shared libraries the binaries need and the loader does not find: search the NVIDIA pip wheels
+# of any Python on the machine, then the CUDA toolkit.
+missing=$(for f in "$bin"/*; do ldd "$f" 2>/dev/null; done | awk '/not found/ {print $1}' | sort -u)
+if [[ -n "$missing" ]]; then
+  dirs=()
+  for lib in $missing; do
+    found=$(find /opt /usr/local /usr/lib -name "$lib" -path '*nvidia*' 2>/dev/null | head -n 1)
+    [[ -z "$found" ]] && found=$(find /usr/local/cuda*/ -name "$lib" 2>/dev/null | head -n 1)
+    if [[ -n "$found" ]]; then dirs+=("$(dirname "$found")"); else log "gpu_check: warning: $lib not found"; fi
+  done
+  libpath=$(printf '%s\n' "${dirs[@]}" | sort -u | paste -sd: -)
+  export LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  log "gpu_check: library path $libpath"
+fi
+
+# ---------------------------------------------------------------- [gpu] tests
+tests_passed=0
+tests_failed=0
+binaries_failed=()
+for t in "$bin"/test_gpu*; do
+  [[ -x "$t" ]] || continue
+  name=$(basename "$t")
+  timeout $(( quick ? 60 : 120 )) "$t" --reporter compact >"$work/$name.log" 2>&1
+  rc=$?
+  # Catch2's compact summary: "Passed all 7 test cases with 123 assertions." or
+  # "Failed 1 test case, failed 2 assertions." after per-case lines.
+  total=$("$t" --list-test-names-only 2>/dev/null | grep -c .)
+  if [[ $rc -eq 0 ]]; then
+    tests_passed=$(( tests_passed + total ))
+    log "  $name: all $total test cases passed"
+  elif [[ $rc -eq 77 ]]; then
+    tests_failed=$(( tests_failed + total ))
+    binaries_failed+=("$name")
+    log "  $name: skipped itself: it sees no CUDA device although nvidia-smi does (counted as failed)"
+  else
+    failed=$(grep -oE 'Failed [0-9]+ test case' "$work/$name.log" | grep -oE '[0-9]+' | head -n 1)
+    failed=${failed:-$total}
+    tests_failed=$(( tests_failed + failed ))
+    tests_passed=$(( tests_passed + total - failed ))
+    binaries_failed+=("$name")
+    log "  $name: $failed of $total test cases FAILED (exit $rc)"
+    grep -E 'FAILED|failed|error' "$work/$name.log" | head -n 15 | sed 's/^/    /' | tee -a "$work/gpu_check.log"
+  fi
+done
+log "gpu_check: [gpu] tests: $tests_passed passed, $tests_failed failed ($(elapsed) s)"
+
+# ---------------------------------------------------------------- benchmarks
+bench_args=(--json "$work/bench_gpu.json")
+(( quick )) && bench_args+=(--quick)
+bench_ok=1
+if ! timeout $(( quick ? 90 : 200 )) "$bin/bench_gpu" "${bench_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
+  bench_ok=0
+  log "gpu_check: bench_gpu FAILED"
+fi
+
+# torch.matmul at the same shapes, for a third figure (skipped without torch).
+if (( torch )) && [[ -f "$work/bench_gpu.json" ]] && python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+  timeout 120 python3 - "$work/bench_gpu.json" "$work/torch.json" "$quick" <<'PY' 2>&1 | tee -a "$work/gpu_check.log"
+import json, statistics, sys, torch
+bench = json.load(open(sys.argv[1]))
+iters = 10 if sys.argv[3] == "1" else 30
+out = []
+for g in bench["gemm"]:
+    m, n, k = g["m"], g["n"], g["k"]
+    a = torch.randn(k if g["a_trans"] else m, m if g["a_trans"] else k, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n if g["b_trans"] else k, k if g["b_trans"] else n, device="cuda", dtype=torch.bfloat16)
+    f = lambda: (a.t() if g["a_trans"] else a) @ (b.t() if g["b_trans"] else b)
+    for _ in range(3): f()
+    times = []
+    for _ in range(iters):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record(); f(); e.record(); e.synchronize()
+        times.append(s.elapsed_time(e))
+    ms = statistics.median(times)
+    out.append({"name": g["name"], "m": m, "n": n, "k": k, "ms": ms, "tflops": 2 * m * n * k / ms / 1e9})
+json.dump({"torch": torch.__version__, "gemm": out}, open(sys.argv[2], "w"), indent=1)
+print(f"torch {torch.__version__}: {len(out)} shapes timed")
+PY
+fi
+
+# ---------------------------------------------------------------- summary
+summary() {
+python3 - "$work" "$tests_passed" "$tests_failed" "$gpu_line" <<'PY'
+import json, os, sys
+work, passed, failed, gpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+bench = json.load(open(os.path.join(work, "bench_gpu.json")))
+torch = {}
+if os.path.exists(os.path.join(work, "torch.json")):
+    torch = {g["name"]: g for g in json.load(open(os.path.join(work, "torch.json")))["gemm"]}
+def f(x, w=8, p=1):
+    return f"{x:{w}.{p}f}" if isinstance(x, (int, float)) else f"{'-':>{w}}"
+print(f"\n{gpu}   [gpu] tests: {passed} passed, {failed} failed")
+print(f"{'kernel':<19}{'shape (m×n×k, layout)':<26}{'hone':>9}{'cuBLAS':>9}{'ratio':>8}{'torch':>9}   TFLOP/s")
+for g in bench["gemm"]:
+    shape = f"{g['m']}×{g['n']}×{g['k']} {g['layout']}"
+    t = torch.get(g["name"], {}).get("tflops")
+    print(f"{'gemm ' + g['name']:<19}{shape:<26}{f(g.get('hone_tflops'), 9)}{f(g.get('cublas_tflops'), 9)}"
+          f"{f(g.get('ratio'), 8, 2)}{f(t, 9)}")
+for b in bench["bandwidth"]:
+    moved = f"{b['bytes'] / 1e9:.2f} GB moved"
+    print(f"{b['name']:<19}{moved:<26}{b['gbps']:9.0f} GB/s (read + write, {b.get('of_copy', 1):.0%} of copy)")
+json.dump({"gpu": gpu, "tests_passed": passed, "tests_failed": failed, "bench": bench,
+           "torch": list(torch.values())}, open(os.path.join(work, "gpu_check.json"), "w"), indent=1)
+PY
+}
+if [[ -f "$work/bench_gpu.json" ]] && command -v python3 >/dev/null; then
+  summary | tee -a "$work/gpu_check.log"
+fi
+log "gpu_check: done in $(elapsed) s"
+
+if [[ -n "$out_dir" ]]; then
+  mkdir -p "$out_dir"
+  for f in gpu_check.log gpu_check.json bench_gpu.json torch.json; do
+    [[ -f "$work/$f" ]] && cp "$work/$f" "$out_dir/"
+  done
+  # One file for all test logs: what comes back from a device run is limited in count.
+  cat "$work"/test_gpu*.log >"$out_dir/gpu_tests.log" 2>/dev/null
+fi
+(( tests_failed == 0 && bench_ok )) || exit 1
+exit 0

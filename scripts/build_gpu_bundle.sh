@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds the GPU check's binaries here, for a GPU machine that has the CUDA driver and cuBLAS but
+# none of the project's build dependencies: every tests/gpu/test_gpu*.cpp binary and bench_gpu,
+# for sm_90a (Hopper), into .gpu/bin (ignored by git). benchmarks/gpu_check.sh runs them there.
+#
+#   scripts/build_gpu_bundle.sh [--out DIR] [--build-dir DIR] [--families "random;gemm"]
+#
+# Linked in: the CUDA runtime (libcudart_static), libstdc++, libgcc and libgomp; the static
+# library of hone itself. Left shared: cuBLAS and cuBLASLt (hundreds of MB as static libraries;
+# gpu_check.sh finds them in the machine's NVIDIA pip wheels or CUDA toolkit) and glibc. The
+# bundle must stay under 64 MiB, what the device runner carries; the script checks.
+set -euo pipefail
+
+out=.gpu
+build_dir=build-gpu-bundle
+families=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --out) out=$2; shift ;;
+    --build-dir) build_dir=$2; shift ;;
+    --families) families=$2; shift ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build_gpu_bundle: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$PATH:/usr/local/cuda/bin"
+command -v nvcc >/dev/null || { echo "build_gpu_bundle: nvcc not found" >&2; exit 1; }
+cuda_lib=$(dirname "$(dirname "$(command -v nvcc)")")/lib64
+gomp=$(g++ -print-file-name=libgomp.a)
+
+cmake_args=(-S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DHONE_CUDA=ON
+  -DCMAKE_CUDA_ARCHITECTURES=90a -DHONE_BUILD_CLI=OFF -DHONE_BUILD_TESTS=ON
+  -DHONE_BUILD_BENCHMARKS=ON "-DHONE_KERNEL_FAMILIES=$families"
+  # The CUDA runtime and OpenMP as static archives; the C++ runtime linked in.
+  "-DCUDA_cudart_LIBRARY=$cuda_lib/libcudart_static.a"
+  "-DOpenMP_gomp_LIBRARY=$gomp"
+  "-DCMAKE_EXE_LINKER_FLAGS=-static-libstdc++ -static-libgcc -Wl,--as-needed")
+command -v ninja >/dev/null && cmake_args+=(-G Ninja)
+cmake "${cmake_args[@]}" >/dev/null
+
+targets=(bench_gpu)
+for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
+cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)"
+
+rm -rf "$out/bin"
+mkdir -p "$out/bin"
+cp "$build_dir/benchmarks/bench_gpu" "$out/bin/"
+for t in "${targets[@]:1}"; do cp "$build_dir/tests/$t" "$out/bin/"; done
+strip --strip-unneeded "$out"/bin/*
+{
+  echo "hone $(git describe --always --dirty 2>/dev/null || echo unknown), built $(date -u +%Y-%m-%dT%H:%MZ), sm_90a, nvcc $(nvcc --version | grep -o 'release [0-9.]*' | cut -d' ' -f2)"
+  echo "kernel families: ${families:-all}"
+  for f in "$out"/bin/*; do
+    echo "$(basename "$f") needs: $(ldd "$f" 2>/dev/null | awk '/=>/ {print $1}' | grep -v -E '^(linux-vdso|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|ld-linux)' | paste -sd' ' -)"
+  done
+} >"$out/BUILD_INFO"
+cat "$out/BUILD_INFO"
+
+size_kib=$(du -sk "$out" | cut -f1)
+echo "build_gpu_bundle: $out is $(( size_kib / 1024 )) MiB ($size_kib KiB)"
+if (( size_kib > 64 * 1024 )); then
+  echo "build_gpu_bundle: over the 64 MiB the device runner carries" >&2
+  exit 1
+fi
