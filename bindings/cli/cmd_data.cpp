@@ -10,7 +10,7 @@
 #include "hone/chat_template.h"
 #include "hone/dataset.h"
 #include "hone/tokenizer.h"
-#include "io/tokenizer_encoder.h"
+#include "hone/tokenizer_encoder.h"
 
 namespace hone::cli {
 

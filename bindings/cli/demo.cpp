@@ -12,7 +12,7 @@
 #include "hone/error.h"
 #include "hone/tokenizer.h"
 #include "hone/trainer.h"
-#include "io/tokenizer_encoder.h"
+#include "hone/tokenizer_encoder.h"
 
 namespace hone::demo {
 

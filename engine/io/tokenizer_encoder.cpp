@@ -1,5 +1,5 @@
 // TokenizerEncoder: hone::Tokenizer as the data pipeline's TextEncoder.
-#include "io/tokenizer_encoder.h"
+#include "hone/tokenizer_encoder.h"
 
 #include "hone/error.h"
 

@@ -12,6 +12,7 @@
 #include "hone/safetensors.h"
 #include "hone/tensor.h"
 #include "hone/tokenizer.h"
+#include "hone/tokenizer_encoder.h"
 #include "hone/trainer.h"
 
 namespace hone {

@@ -4,7 +4,7 @@
 //
 //   hone::Model model = hone::Model::load("llama-dir");
 //   hone::Tokenizer tok = hone::Tokenizer::from_dir("llama-dir");
-//   hone::data::TokenizerEncoder enc(tok);           (engine/io/tokenizer_encoder.h)
+//   hone::data::TokenizerEncoder enc(tok);           (hone/tokenizer_encoder.h)
 //   hone::JsonlSource train("train.jsonl", enc, {});
 //   hone::TrainConfig cfg;  cfg.steps = 100;  cfg.output_dir = "out";
 //   hone::Trainer trainer(model, train, cfg, pad_id);

@@ -20,3 +20,23 @@ message("${out}")
 if(NOT rc EQUAL 0 OR NOT out MATCHES "caught as expected: \\[tensor\\] view")
   message(FATAL_ERROR "consumer run failed (${rc})")
 endif()
+
+# The example: a tiny model made by the installed `hone init`, fine-tuned on a few lines.
+execute_process(COMMAND "${WORK_DIR}/prefix/bin/hone" init --family llama --vocab 264 --hidden 32 --layers 1
+                        --heads 2 --max-positions 64 --tokenizer byte-level --out "${WORK_DIR}/tiny"
+                RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "hone init failed (${rc})")
+endif()
+set(lines "")
+foreach(word red green blue gold)
+  string(APPEND lines "{\"prompt\": \"colour: \", \"completion\": \"${word}\"}\n")
+endforeach()
+file(WRITE "${WORK_DIR}/data.jsonl" "${lines}")
+execute_process(COMMAND "${WORK_DIR}/build/finetune" "${WORK_DIR}/tiny" "${WORK_DIR}/data.jsonl"
+                        "${WORK_DIR}/out" 20 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc EQUAL 0 OR NOT out MATCHES "fine-tuned .* loss [0-9.]+ -> [0-9.]+ in 20 steps"
+   OR NOT EXISTS "${WORK_DIR}/out/model.safetensors")
+  message(FATAL_ERROR "the fine-tuning example failed (${rc})")
+endif()

@@ -13,7 +13,7 @@
 #include "hone/dataset.h"
 #include "hone/error.h"
 #include "hone/tokenizer.h"
-#include "io/tokenizer_encoder.h"
+#include "hone/tokenizer_encoder.h"
 
 using namespace hone;
 using data::Message;
