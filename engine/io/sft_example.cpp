@@ -1,6 +1,9 @@
 // JSONL example forms → text segments with loss flags → token ids and labels.
 #include <nlohmann/json.hpp>
 
+#include <utility>
+#include <vector>
+
 #include "hone/dataset.h"
 #include "hone/error.h"
 
@@ -121,6 +124,46 @@ Example parse_example(std::string_view line, Format format, const TextEncoder& e
   return ex;
 }
 
+namespace {
+
+// The ids of the segments' concatenated text — what the model's tokenizer gives for the whole
+// string, as the Hugging Face stack encodes a rendered conversation or prompt + completion —
+// each with its segment's loss flag. Where encoding segment by segment gives the same ids, the
+// boundaries are exact; otherwise a boundary falls after the longest run of ids shared by the
+// whole and by the text before the boundary, so a token that spans it (e.g. " tac" of
+// "cat: " + "tac") belongs to the later segment.
+std::vector<std::pair<std::int32_t, bool>> encode_segments(const std::vector<Segment>& segments,
+                                                          const TextEncoder& encoder) {
+  std::vector<std::pair<std::int32_t, bool>> separate;
+  std::string text;
+  for (const Segment& s : segments) {
+    for (std::int32_t id : encoder.encode(s.text)) separate.emplace_back(id, s.loss);
+    text += s.text;
+  }
+  if (segments.size() < 2) return separate;
+  const std::vector<std::int32_t> whole = encoder.encode(text);
+  bool same = whole.size() == separate.size();
+  for (std::size_t i = 0; same && i < whole.size(); ++i) same = whole[i] == separate[i].first;
+  if (same) return separate;
+  std::vector<std::pair<std::int32_t, bool>> out;
+  std::string prefix;
+  std::size_t at = 0;  // ids of `whole` assigned so far
+  for (std::size_t s = 0; s < segments.size(); ++s) {
+    prefix += segments[s].text;
+    std::size_t end = whole.size();
+    if (s + 1 < segments.size()) {
+      const std::vector<std::int32_t> p = encoder.encode(prefix);
+      end = 0;
+      while (end < p.size() && end < whole.size() && p[end] == whole[end]) ++end;
+      end = std::max(end, at);
+    }
+    for (; at < end; ++at) out.emplace_back(whole[at], segments[s].loss);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::optional<TokenizedExample> tokenize_example(const Example& example, const TextEncoder& encoder,
                                                  const DataOptions& options, const std::string& where) {
   TokenizedExample out;
@@ -130,8 +173,8 @@ std::optional<TokenizedExample> tokenize_example(const Example& example, const T
   };
   if (!example.chat)
     if (const auto bos = encoder.bos_id()) push(*bos, false);
-  for (const Segment& s : example.segments)
-    for (std::int32_t id : encoder.encode(s.text)) push(id, s.loss);
+  const std::vector<std::pair<std::int32_t, bool>> tokens = encode_segments(example.segments, encoder);
+  for (const auto& [id, loss] : tokens) push(id, loss);
   if (!example.chat) push(encoder.eos_id(), true);  // the model learns to stop
   const auto n = static_cast<std::int64_t>(out.ids.size());
   if (n > options.max_length) {

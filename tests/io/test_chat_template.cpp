@@ -332,6 +332,62 @@ TEST_CASE("chat examples tokenize like the whole rendered string, with loss on a
   CHECK(checked >= 30);
 }
 
+TEST_CASE("[INST] conversations of a Metaspace tokenizer tokenize like the whole string", "[cpu][chat][data]") {
+  // sp-bpe-32k prepends "▁" to every piece it normalises: encoding the answer after "[/INST]" on
+  // its own would give "▁Hello" where the whole string gives "Hello". The ids must be those of
+  // the whole string, with loss on the answers.
+  const Tokenizer& tok = real("sp-bpe-32k").tok;
+  const data::TokenizerEncoder enc(tok);
+  int checked = 0;
+  for (const nlohmann::json& row : fixtures()) {
+    if (row.at("family") != "inst" || row.at("add_generation_prompt").get<bool>() || row.contains("error")) continue;
+    INFO(row.at("messages").dump());
+    const std::string line = nlohmann::json{{"messages", row.at("messages")}}.dump();
+    data::DataOptions o;
+    o.max_length = 100000;
+    const data::Example ex = data::parse_example(line, data::Format::auto_detect, enc, "chat:1");
+    const auto t = data::tokenize_example(ex, enc, o, "chat:1");
+    REQUIRE(t.has_value());
+    CHECK(t->ids == tok.encode(row.at("text").get<std::string>(), false));
+    std::string labelled_text, expected;
+    std::vector<std::int32_t> labelled;
+    for (std::size_t i = 0; i < t->ids.size(); ++i)
+      if (t->labels[i] != data::kIgnoreLabel) labelled.push_back(t->ids[i]);
+    for (const auto& m : row.at("messages"))
+      if (m.at("role") == "assistant") expected += m.at("content").get<std::string>();
+    // Every answer's text is learned, and nothing of the prompts' [INST] markup.
+    const std::string got = tok.decode_raw(labelled);
+    std::string squeezed;
+    for (char ch : got) if (ch != ' ') squeezed += ch;
+    std::string want;
+    for (char ch : expected) if (ch != ' ') want += ch;
+    CHECK(squeezed.rfind(want, 0) == 0);
+    CHECK(got.find("[INST]") == std::string::npos);
+    ++checked;
+  }
+  CHECK(checked >= 5);
+}
+
+TEST_CASE("prompt + completion tokenize like the whole string; a token spanning the boundary is learned",
+          "[cpu][data]") {
+  const Tokenizer& tok = real("llama3").tok;
+  const data::TokenizerEncoder enc(tok);
+  const data::Example ex = data::parse_example(R"({"prompt": "reverse cat: ", "completion": "tac"})",
+                                               data::Format::auto_detect, enc, "x:1");
+  data::DataOptions o;
+  const auto t = data::tokenize_example(ex, enc, o, "x:1");
+  REQUIRE(t.has_value());
+  std::vector<std::int32_t> whole = tok.encode("reverse cat: tac", false);
+  if (const auto bos = enc.bos_id()) whole.insert(whole.begin(), *bos);
+  whole.push_back(enc.eos_id());
+  CHECK(t->ids == whole);
+  // " tac" is one token of the whole string: it carries the loss, as does the EOS.
+  std::vector<std::int32_t> labelled;
+  for (std::size_t i = 0; i < t->ids.size(); ++i)
+    if (t->labels[i] != data::kIgnoreLabel) labelled.push_back(t->ids[i]);
+  CHECK(tok.decode_raw(labelled) == " tac<|end_of_text|>");
+}
+
 TEST_CASE("the encoder reports a missing template when a conversation is rendered", "[cpu][chat][data]") {
   const Tokenizer& llama = real("llama3").tok;
   CHECK_THROWS_WITH(data::TokenizerEncoder(llama, "alpaca"), Catch::Contains("'alpaca'"));

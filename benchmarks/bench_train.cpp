@@ -1,0 +1,167 @@
+// CPU full fine-tuning step: tokens/s and achieved GFLOP/s of hone's trainer on a GPT-2-small-
+// shaped (124M) and a small Llama-shaped model, with the machine's matmul GFLOP/s and PyTorch's
+// step time on the same model and batch measured in the same run (when torch is installed).
+//   bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch]
+#include <omp.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "hone/random.h"
+#include "hone/trainer.h"
+#include "ops/ops.h"
+
+using namespace hone;
+using nlohmann::json;
+
+namespace {
+
+struct Case {
+  std::string name;
+  json config;  // config.json of the model
+  std::int64_t batch, seq;
+};
+
+std::vector<Case> cases(bool quick) {
+  if (quick)
+    return {{"gpt2-tiny", {{"model_type", "gpt2"}, {"vocab_size", 512}, {"n_embd", 64}, {"n_layer", 2}, {"n_head", 4},
+                           {"n_positions", 128}}, 2, 64},
+            {"llama-tiny", {{"model_type", "llama"}, {"vocab_size", 512}, {"hidden_size", 64}, {"intermediate_size", 176},
+                            {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+                            {"max_position_embeddings", 128}}, 2, 64}};
+  return {{"gpt2-124M", {{"model_type", "gpt2"}, {"vocab_size", 50257}, {"n_embd", 768}, {"n_layer", 12}, {"n_head", 12},
+                         {"n_positions", 1024}}, 1, 256},
+          {"llama-40M", {{"model_type", "llama"}, {"vocab_size", 32000}, {"hidden_size", 512}, {"intermediate_size", 1408},
+                         {"num_hidden_layers", 8}, {"num_attention_heads", 8}, {"num_key_value_heads", 4},
+                         {"max_position_embeddings", 1024}, {"tie_word_embeddings", false}}, 2, 256}};
+}
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// hone's matmul (f32) at n³: best of 5.
+double matmul_gflops(std::int64_t n) {
+  const Tensor a = Tensor::empty({n, n}, DType::f32), b = Tensor::empty({n, n}, DType::f32), c = Tensor::empty({n, n}, DType::f32);
+  ops::uniform_(a, 1, 0);
+  ops::uniform_(b, 2, 0);
+  ops::matmul(a, b, c);
+  double best = 1e30;
+  for (int i = 0; i < 5; ++i) {
+    const double t0 = now();
+    ops::matmul(a, b, c);
+    best = std::min(best, now() - t0);
+  }
+  return 2.0 * static_cast<double>(n * n * n) / best / 1e9;
+}
+
+// FLOPs per trained token: 6·(parameters) + 12·layers·hidden·seq (attention), the usual count.
+double flops_per_token(const ModelInfo& info, std::int64_t seq) {
+  return 6.0 * static_cast<double>(info.parameters) +
+         12.0 * static_cast<double>(info.layers * info.hidden_size * seq);
+}
+
+json run_hone(const Case& c, int steps) {
+  Model model = Model::from_config(c.config.dump(), 1);
+  std::vector<data::TokenizedExample> ex;
+  const std::int64_t vocab = model.info().vocab_size;
+  for (int i = 0; i < 8; ++i) {
+    data::TokenizedExample e;
+    for (std::int64_t t = 0; t < c.seq; ++t) {
+      e.ids.push_back(3 + static_cast<std::int32_t>(philox_block(7, i * 100000 + t).x[0] % (vocab - 3)));
+      e.labels.push_back(e.ids.back());
+    }
+    ex.push_back(e);
+  }
+  VectorSource source(ex, 1);
+  TrainConfig cfg;
+  cfg.steps = steps + 1;
+  cfg.batch_rows = c.batch;
+  cfg.seq_len = c.seq;
+  cfg.lr = 1e-4;
+  cfg.progress = false;
+  Trainer trainer(model, source, cfg, 0);
+  std::vector<double> times;
+  trainer.train([&](const StepMetrics& m) { times.push_back(m.seconds); });
+  times.erase(times.begin());  // warm-up
+  std::sort(times.begin(), times.end());
+  const double step = times[times.size() / 2];
+  const double tokens = static_cast<double>(c.batch * c.seq);
+  return {{"parameters", model.info().parameters}, {"seconds_per_step", step}, {"tokens_per_second", tokens / step},
+          {"gflops", flops_per_token(model.info(), c.seq) * tokens / step / 1e9}};
+}
+
+json run_torch(const std::string& python, const Case& c, int steps) {
+  const auto dir = std::filesystem::temp_directory_path() / ("hone_bench_train_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string cfg = (dir / "config.json").string();
+  std::ofstream(cfg) << c.config.dump();
+  const std::string cmd = "'" + python + "' '" HONE_BENCH_DIR "/bench_train_torch.py' '" + cfg + "' " +
+                          std::to_string(c.batch) + " " + std::to_string(c.seq) + " " + std::to_string(steps) + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (std::size_t n; p && (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = p ? pclose(p) : -1;
+  std::filesystem::remove_all(dir);
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const std::size_t last = out.find_last_of('{');
+  json j = json::parse(last == std::string::npos ? "" : out.substr(last), nullptr, false);
+  if (j.is_object() && (code == 0 || j.contains("error"))) return j;
+  return {{"error", "exit " + std::to_string(code) + ": " + out.substr(0, 300)}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false, torch = true;
+  int steps = 3;
+  std::string json_path, python = "python3";
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
+    else if (!std::strcmp(argv[i], "--no-torch")) torch = false;
+    else {
+      std::fprintf(stderr, "usage: bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch]\n");
+      return 2;
+    }
+  }
+  json report = {{"benchmark", "cpu_train_step"}, {"threads", omp_get_max_threads()},
+                 {"hone_matmul_gflops_1024", matmul_gflops(quick ? 256 : 1024)}};
+  std::printf("%-12s %12s %12s %10s %14s %8s\n", "model", "hone tok/s", "hone GF/s", "torch tok/s", "torch GF/s", "ratio");
+  for (const Case& c : cases(quick)) {
+    json row = {{"model", c.name}, {"batch", c.batch}, {"seq", c.seq}, {"hone", run_hone(c, steps)}};
+    if (torch) {
+      row["torch"] = run_torch(python, c, steps);
+      if (row["torch"].contains("tokens_per_second"))
+        row["ratio"] = row["hone"]["tokens_per_second"].get<double>() / row["torch"]["tokens_per_second"].get<double>();
+    }
+    const bool t = row.contains("ratio");
+    std::printf("%-12s %12.0f %12.2f %10s %14s %8s\n", c.name.c_str(), row["hone"]["tokens_per_second"].get<double>(),
+                row["hone"]["gflops"].get<double>(),
+                t ? std::to_string(static_cast<long long>(row["torch"]["tokens_per_second"].get<double>())).c_str() : "-",
+                t ? std::to_string(row["torch"]["tokens_per_second"].get<double>() * row["hone"]["gflops"].get<double>() /
+                                   row["hone"]["tokens_per_second"].get<double>()).substr(0, 6).c_str() : "-",
+                t ? std::to_string(row["ratio"].get<double>()).substr(0, 5).c_str() : "-");
+    report["cases"].push_back(row);
+  }
+  const std::string text = report.dump(1);
+  if (!json_path.empty()) {
+    std::ofstream(json_path + ".tmp") << text << "\n";
+    std::filesystem::rename(json_path + ".tmp", json_path);
+  } else {
+    std::printf("%s\n", text.c_str());
+  }
+  for (const json& row : report["cases"])
+    if (!(row["hone"]["tokens_per_second"].get<double>() > 0)) return 1;
+  return 0;
+}
