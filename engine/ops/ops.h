@@ -158,4 +158,23 @@ double clip_grad_norm(const std::vector<Tensor>& grads, double max_norm);
 // offset + i / 4 — identical on every device. x: f32 (CPU also f64: the same f32 values).
 void uniform_(const Tensor& x, std::uint64_t seed, std::uint64_t offset);
 
+// ---------------------------------------------------------------- sampling
+// One token per row of logits (R, V) (f32/f64; f64 is rounded to f32 first) into out: i64 (R).
+// The exact rule is in engine/cpu/sampling.h: greedy (lowest index of the largest logit) when
+// temperature is 0 or top_k is 1; otherwise softmax(logits / temperature) restricted to the
+// top_k most likely tokens and then to the shortest most-likely prefix holding top_p of their
+// mass, drawn with Philox: row r uses word r % 4 of block offset + r / 4 under seed (advance
+// offset by ceil(R / 4) per step). Probabilities are 24-bit fixed point relative to the most
+// likely token, so every device draws the same token for the same (seed, offset).
+struct SampleArgs {
+  double temperature = 1.0;  // ≥ 0; 0 → greedy
+  std::int64_t top_k = 0;    // ≥ 0; 0 → off
+  double top_p = 1.0;        // in (0, 1]; 1 → off
+  std::uint64_t seed = 0;
+  std::uint64_t offset = 0;  // first Philox block of this step
+};
+void sample(const Tensor& logits, const SampleArgs& args, const Tensor& out);
+// out: i64 (R) = the lowest index of the largest logit of each row (NaN counts as −inf).
+void argmax(const Tensor& logits, const Tensor& out);
+
 }  // namespace hone::ops
