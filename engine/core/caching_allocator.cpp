@@ -81,15 +81,39 @@ AllocatorStats CachingAllocator::stats() const {
   return stats_;
 }
 
+namespace {
+
+constexpr std::size_t kHostAlign = 64;
+
+void* aligned_host(std::size_t bytes) {
+  const std::size_t size = ((bytes + kHostAlign - 1) / kHostAlign) * kHostAlign;
+  return std::aligned_alloc(kHostAlign, size == 0 ? kHostAlign : size);
+}
+
+// Blocks of a training step's activations are freed and requested again every step; the C
+// library returns such large blocks to the system at once, so each step would fault every page
+// in again. Those go through a cache instead (never destroyed: tensors may outlive statics).
+CachingAllocator& host_cache() {
+  static CachingAllocator* cache = new CachingAllocator(aligned_host, [](void* p) { std::free(p); });
+  return *cache;
+}
+
+}  // namespace
+
 void* host_allocate(std::size_t bytes) {
-  constexpr std::size_t kAlign = 64;
-  const std::size_t size = ((bytes + kAlign - 1) / kAlign) * kAlign;
-  void* p = std::aligned_alloc(kAlign, size == 0 ? kAlign : size);
+  void* p = bytes >= kHostCachedBytes ? host_cache().allocate(bytes) : aligned_host(bytes);
   HONE_CHECK(p != nullptr, "allocator", "out of host memory allocating ", bytes, " bytes");
   return p;
 }
 
-void host_free(void* ptr) { std::free(ptr); }
+void host_free(void* ptr, std::size_t bytes) {
+  if (bytes >= kHostCachedBytes)
+    host_cache().deallocate(ptr);
+  else
+    std::free(ptr);
+}
+
+AllocatorStats host_cache_stats() { return host_cache().stats(); }
 
 CachingAllocator& cuda_allocator(int index) {
   // One allocator per device for the life of the process, like the driver's own context.

@@ -48,9 +48,13 @@ class CachingAllocator {
   AllocatorStats stats_;
 };
 
-// Host memory: 64-byte aligned, zero-size requests give a valid unique pointer.
+// Host memory: 64-byte aligned, zero-size requests give a valid unique pointer. Blocks of at
+// least kHostCachedBytes are kept in a cache for reuse when freed; host_free takes the size
+// the block was allocated with.
+inline constexpr std::size_t kHostCachedBytes = std::size_t{1} << 20;
 void* host_allocate(std::size_t bytes);
-void host_free(void* ptr);
+void host_free(void* ptr, std::size_t bytes);
+AllocatorStats host_cache_stats();
 
 // The caching allocator of CUDA device `index` (created on first use). Throws when hone was
 // built without CUDA or the device does not exist.

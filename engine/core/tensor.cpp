@@ -26,7 +26,7 @@ Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(devi
 
 Storage::~Storage() {
   if (device_.is_cpu()) {
-    host_free(data_);
+    host_free(data_, bytes_);
   } else {
     try {
       cuda_allocator(device_.index).deallocate(data_);

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/caching_allocator.h"
+#include "hone/tensor.h"
 #include "hone/error.h"
 
 using namespace hone;
@@ -79,9 +80,27 @@ TEST_CASE("caching allocator empties its cache before reporting out of memory", 
 }
 
 TEST_CASE("host allocations are 64-byte aligned", "[cpu][core]") {
-  for (std::size_t n : {0, 1, 63, 64, 65, 1000}) {
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{63}, std::size_t{64}, std::size_t{65},
+                        std::size_t{1000}, kHostCachedBytes, kHostCachedBytes + 1}) {
     void* p = host_allocate(n);
     CHECK(reinterpret_cast<std::uintptr_t>(p) % 64 == 0);
-    host_free(p);
+    host_free(p, n);
+  }
+}
+
+TEST_CASE("large host blocks are reused instead of returned to the system", "[cpu][core]") {
+  const std::size_t n = 3 * kHostCachedBytes + 100;
+  void* p = host_allocate(n);
+  static_cast<char*>(p)[n - 1] = 1;
+  const AllocatorStats before = host_cache_stats();
+  host_free(p, n);
+  void* q = host_allocate(n);
+  CHECK(q == p);  // the cached block
+  CHECK(host_cache_stats().raw_allocs == before.raw_allocs);
+  host_free(q, n);
+  {
+    const Tensor t = Tensor::zeros({static_cast<std::int64_t>(n / 4)}, DType::f32);
+    CHECK(t.raw() == p);  // tensors go through the same cache
+    CHECK(t.to_vector<float>()[n / 4 - 1] == 0.0f);
   }
 }
