@@ -1,7 +1,10 @@
 // GPU kernel benchmarks: GEMM TFLOP/s of hone's kernel and of cuBLASLt, measured in the same run
 // through ops::matmul (so the figures are what the engine gets), at 8192³ and at the linear
-// layers of a Llama-8B-like model with 8192 tokens; the device-to-device copy bandwidth as the
-// ceiling of memory-bound kernels; and a table those kernels join as they arrive. Each case is
+// layers of a Llama-8B-like model with 8192 tokens; flash-attention forward and backward
+// TFLOP/s (kernels/attention; head dims 64/128, 512-16k tokens per sequence, causal and not;
+// benchmarks/gpu_check.sh times cuDNN's attention at the same shapes through PyTorch); the
+// device-to-device copy bandwidth as the ceiling of memory-bound kernels; and a table those
+// kernels join as they arrive. Each case is
 // validated once (hone against cuBLAS), warmed up, and timed with CUDA events per launch;
 // medians are reported with the spread. Writes JSON.
 //   bench_gpu [--quick] [--json FILE] [--iters N]
@@ -19,8 +22,10 @@
 
 #include "cuda/check.h"
 #include "cuda/context.h"
+#include "cpu/attention.h"
 #include "cuda/gemm_backend.h"
 #include "hone/tensor.h"
+#include "kernels/attention/attention.h"
 #include "ops/ops.h"
 
 using namespace hone;
@@ -147,6 +152,96 @@ GemmRow bench_gemm(const GemmCase& gc, int warmup, int iters) {
   return row;
 }
 
+// ---------------------------------------------------------------- attention
+// FlashAttention's benchmark shapes: 16k tokens per batch (batch = 16384 / seq), a model width
+// of 2048 (heads = 2048 / hd), one kv head per query head. FLOPs: 4·batch·seq²·hd·heads per
+// forward, half of it when causal; the backward counts 2.5 forwards.
+struct AttentionCase {
+  int hd, seq;
+  bool causal;
+  bool quick;
+  int batch() const { return 16384 / seq; }
+  int heads() const { return 2048 / hd; }
+  std::string name() const { return cat("attn_hd", hd, "_s", seq, causal ? "_causal" : ""); }
+  double fwd_flop() const {
+    return 4.0 * batch() * static_cast<double>(seq) * seq * hd * heads() / (causal ? 2 : 1);
+  }
+};
+
+std::vector<AttentionCase> attention_cases() {
+  std::vector<AttentionCase> cases;
+  for (int hd : {64, 128})
+    for (int seq : {512, 2048, 8192, 16384})
+      for (bool causal : {false, true})
+        cases.push_back({hd, seq, causal, hd == 128 && (seq == 2048 || seq == 16384)});
+  return cases;
+}
+
+struct AttentionRow {
+  AttentionCase c;
+  Timing fwd, bwd;
+  std::optional<double> rel_diff;  // forward against engine/cpu on the first sequence (seq 512)
+  double fwd_tflops() const { return c.fwd_flop() / (fwd.median_ms * 1e-3) / 1e12; }
+  double bwd_tflops() const { return 2.5 * c.fwd_flop() / (bwd.median_ms * 1e-3) / 1e12; }
+};
+
+AttentionRow bench_attention(const AttentionCase& ac, int warmup, int iters) {
+  namespace hk = hone::kernels;
+  const std::int64_t b = ac.batch(), t = ac.seq, h = ac.heads(), hd = ac.hd;
+  const Tensor q = random_device({b, t, h, hd}, DType::bf16, 11);
+  const Tensor k = random_device({b, t, h, hd}, DType::bf16, 12);
+  const Tensor v = random_device({b, t, h, hd}, DType::bf16, 13);
+  const Tensor dout = random_device({b, t, h, hd}, DType::bf16, 14);
+  const Tensor out = Tensor::empty({b, t, h, hd}, DType::bf16, Device::cuda(0));
+  const Tensor lse = Tensor::empty({b, h, t}, DType::f32, Device::cuda(0));
+  const Tensor dq = Tensor::empty({b, t, h, hd}, DType::bf16, Device::cuda(0));
+  const Tensor dk = Tensor::empty({b, t, h, hd}, DType::bf16, Device::cuda(0));
+  const Tensor dv = Tensor::empty({b, t, h, hd}, DType::bf16, Device::cuda(0));
+  auto view = [&](const Tensor& x) {
+    hk::AttentionTensor a;
+    a.ptr = x.raw();
+    a.batch_stride = t * h * hd, a.row_stride = h * hd, a.head_stride = hd;
+    return a;
+  };
+  hk::AttentionParams p;
+  p.q = view(q), p.k = view(k), p.v = view(v), p.out = view(out);
+  p.lse = static_cast<float*>(lse.raw());
+  p.lse_batch_stride = h * t, p.lse_head_stride = t;
+  p.batch = static_cast<int>(b), p.seqlen = static_cast<int>(t);
+  p.heads = p.kv_heads = static_cast<int>(h), p.head_dim = static_cast<int>(hd);
+  p.causal = ac.causal;
+  hk::AttentionBwdParams bp;
+  bp.fwd = p;
+  bp.dout = view(dout), bp.dq = view(dq), bp.dk = view(dk), bp.dv = view(dv);
+  const Tensor ws = Tensor::empty({static_cast<std::int64_t>(hk::attention_bwd_workspace_bytes(p))},
+                                  DType::u8, Device::cuda(0));
+  bp.workspace = ws.raw(), bp.workspace_bytes = ws.nbytes();
+  const cudaStream_t stream = cuda::current_stream(0);
+
+  AttentionRow row{ac, {}, {}, {}};
+  if (ac.seq == 512) {  // validation: sequence 0 against the CPU reference in f32
+    hk::attention_fwd(p, stream);
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    auto first = [&](const Tensor& x) {
+      return x.to(Device::cpu()).to(DType::f32).slice(0, 1).clone();
+    };
+    const Tensor qh = first(q), kh = first(k), vh = first(v), oh = first(out);
+    const Tensor ref = Tensor::empty(qh.shape(), DType::f32);
+    const Tensor ref_lse = Tensor::empty({h, t}, DType::f32);
+    const std::vector<std::int64_t> cu = {0, t};
+    cpu::AttentionShape sh;
+    sh.cu_seqlens = cu.data(), sh.n_seqs = 1, sh.hq = sh.hkv = h, sh.hd = hd;
+    sh.lse_seq_mul = 1, sh.lse_head_stride = t;
+    sh.scale = 1.0 / std::sqrt(static_cast<double>(hd)), sh.causal = ac.causal;
+    cpu::attention_fwd<float>(qh.data<float>(), kh.data<float>(), vh.data<float>(), sh,
+                              ref.data<float>(), ref_lse.data<float>());
+    row.rel_diff = relative_difference(oh, ref);
+  }
+  row.fwd = time_launches([&] { hk::attention_fwd(p, stream); }, stream, warmup, iters);
+  row.bwd = time_launches([&] { hk::attention_bwd(bp, stream); }, stream, warmup, iters);
+  return row;
+}
+
 // ---------------------------------------------------------------- memory-bound kernels
 // Each entry: bytes read + written per launch and a launch on the stream. The copy is the
 // ceiling; norm, rope, activation, adamw... add an entry here as their kernels land (allocate in
@@ -226,6 +321,19 @@ int main(int argc, char** argv) {
     }
     ops::set_gemm_backend(ops::default_gemm_backend());
 
+    std::vector<AttentionRow> attns;
+    std::printf("%-26s %-16s %10s %10s %10s  TFLOP/s\n", "attention", "batch×seq×heads", "forward",
+                "backward", "rel.diff");
+    for (const AttentionCase& ac : attention_cases()) {
+      if (quick && !ac.quick) continue;
+      attns.push_back(bench_attention(ac, warmup, iters));
+      const AttentionRow& r = attns.back();
+      const std::string shape = cat(ac.batch(), "×", ac.seq, "×", ac.heads());
+      std::printf("%-26s %-16s %10.1f %10.1f %10s\n", ac.name().c_str(), shape.c_str(),
+                  r.fwd_tflops(), r.bwd_tflops(), r.rel_diff ? num(*r.rel_diff).c_str() : "-");
+      std::fflush(stdout);
+    }
+
     std::vector<BandwidthRow> bws;
     for (const BandwidthCase& bc : bandwidth_cases(quick)) {
       double bytes = 0;
@@ -260,6 +368,18 @@ int main(int argc, char** argv) {
                  ", \"ratio\": ", ho ? num(*ho / cu) : "null", ", \"rel_diff\": ", num(r.rel_diff), "}",
                  i + 1 < gemms.size() ? ",\n" : "\n");
       }
+      j += "],\n\"attention\": [\n";
+      for (std::size_t i = 0; i < attns.size(); ++i) {
+        const AttentionRow& r = attns[i];
+        j += cat("  {\"name\": \"", r.c.name(), "\", \"hd\": ", r.c.hd, ", \"seq\": ", r.c.seq,
+                 ", \"batch\": ", r.c.batch(), ", \"heads\": ", r.c.heads(), ", \"causal\": ",
+                 r.c.causal ? "true" : "false", ", \"fwd_flop\": ", num(r.c.fwd_flop()),
+                 ", \"fwd_ms\": ", num(r.fwd.median_ms), ", \"fwd_ms_min\": ", num(r.fwd.min_ms),
+                 ", \"fwd_ms_max\": ", num(r.fwd.max_ms), ", \"fwd_tflops\": ", num(r.fwd_tflops()),
+                 ", \"bwd_ms\": ", num(r.bwd.median_ms), ", \"bwd_ms_min\": ", num(r.bwd.min_ms),
+                 ", \"bwd_ms_max\": ", num(r.bwd.max_ms), ", \"bwd_tflops\": ", num(r.bwd_tflops()),
+                 ", \"rel_diff\": ", num(r.rel_diff), "}", i + 1 < attns.size() ? ",\n" : "\n");
+      }
       j += "],\n\"bandwidth\": [\n";
       for (std::size_t i = 0; i < bws.size(); ++i) {
         const BandwidthRow& r = bws[i];
@@ -277,6 +397,13 @@ int main(int argc, char** argv) {
       if (r.rel_diff && !(*r.rel_diff < 2e-2)) {
         std::fprintf(stderr, "bench_gpu: %s: hone and cuBLAS differ by %g (relative)\n", r.c->name,
                      *r.rel_diff);
+        return 1;
+      }
+    // The attention forward against the CPU reference: bf16 output of f32 math.
+    for (const AttentionRow& r : attns)
+      if (r.rel_diff && !(*r.rel_diff < 2e-2)) {
+        std::fprintf(stderr, "bench_gpu: %s: forward differs from engine/cpu by %g (relative)\n",
+                     r.c.name().c_str(), *r.rel_diff);
         return 1;
       }
   } catch (const std::exception& e) {

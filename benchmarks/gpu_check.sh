@@ -17,8 +17,11 @@
 # auto (the default) takes prebuilt when DIR/bin/bench_gpu exists, else source.
 #
 # Then: one nvidia-smi line; every [gpu] test binary (pass/fail counts); bench_gpu (GEMM
-# TFLOP/s of hone and cuBLAS at 8192³ and Llama-8B training shapes, device-to-device copy GB/s);
-# torch.matmul at the same shapes when python3 has torch; a summary table. With $OUT set, the
+# TFLOP/s of hone and cuBLAS at 8192³ and Llama-8B training shapes, flash-attention forward and
+# backward TFLOP/s at head dims 64/128 and 512-16k tokens, device-to-device copy GB/s);
+# torch.matmul at the same GEMM shapes and torch's scaled_dot_product_attention with the cuDNN
+# and the FlashAttention-2 backends at the same attention shapes when python3 has torch (the
+# attention rows show hone's ratio to cuDNN); a summary table. With $OUT set, the
 # JSON reports and the log are written there. Budget: under 5 minutes, --quick under 2.
 #
 # Exit codes: 0 all tests passed, 1 a test or benchmark failed, 2 bad usage or no binaries,
@@ -166,11 +169,11 @@ fi
 
 # torch.matmul at the same shapes, for a third figure (skipped without torch).
 if (( torch )) && [[ -f "$work/bench_gpu.json" ]] && python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-  timeout 120 python3 - "$work/bench_gpu.json" "$work/torch.json" "$quick" <<'PY' 2>&1 | tee -a "$work/gpu_check.log"
+  timeout $(( quick ? 90 : 150 )) python3 - "$work/bench_gpu.json" "$work/torch.json" "$quick" <<'PY' 2>&1 | tee -a "$work/gpu_check.log"
 import json, statistics, sys, torch
 bench = json.load(open(sys.argv[1]))
 iters = 10 if sys.argv[3] == "1" else 30
-out = []
+gemm_out = []
 for g in bench["gemm"]:
     m, n, k = g["m"], g["n"], g["k"]
     a = torch.randn(k if g["a_trans"] else m, m if g["a_trans"] else k, device="cuda", dtype=torch.bfloat16)
@@ -183,9 +186,43 @@ for g in bench["gemm"]:
         s.record(); f(); e.record(); e.synchronize()
         times.append(s.elapsed_time(e))
     ms = statistics.median(times)
-    out.append({"name": g["name"], "m": m, "n": n, "k": k, "ms": ms, "tflops": 2 * m * n * k / ms / 1e9})
-json.dump({"torch": torch.__version__, "gemm": out}, open(sys.argv[2], "w"), indent=1)
-print(f"torch {torch.__version__}: {len(out)} shapes timed")
+    gemm_out.append({"name": g["name"], "m": m, "n": n, "k": k, "ms": ms, "tflops": 2 * m * n * k / ms / 1e9})
+# Attention: scaled_dot_product_attention on (batch, heads, seq, hd) views of (batch, seq,
+# heads, hd) tensors, per backend (cuDNN, FlashAttention-2); backward alone via autograd.grad.
+attn = []
+try:
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    backends = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash2": SDPBackend.FLASH_ATTENTION}
+except ImportError:
+    backends = {}
+def timed(f):
+    for _ in range(2): f()
+    times = []
+    for _ in range(iters):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record(); f(); e.record(); e.synchronize()
+        times.append(s.elapsed_time(e))
+    return statistics.median(times)
+for a in bench.get("attention", []):
+    b, t, h, d = a["batch"], a["seq"], a["heads"], a["hd"]
+    row = {"name": a["name"]}
+    for label, backend in backends.items():
+        try:
+            q, k, v = (torch.randn(b, t, h, d, device="cuda", dtype=torch.bfloat16).transpose(1, 2).requires_grad_() for _ in range(3))
+            g = torch.randn(b, h, t, d, device="cuda", dtype=torch.bfloat16)
+            with sdpa_kernel(backend):
+                f = lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=a["causal"])
+                fwd = timed(f)
+                out = f()
+                bwd = timed(lambda: torch.autograd.grad(out, (q, k, v), g, retain_graph=True))
+            row[label + "_fwd_tflops"] = a["fwd_flop"] / fwd / 1e9
+            row[label + "_bwd_tflops"] = 2.5 * a["fwd_flop"] / bwd / 1e9
+            del q, k, v, g, out
+        except Exception as ex:  # a backend that does not take this shape
+            row[label + "_error"] = str(ex).splitlines()[0][:120] if str(ex) else type(ex).__name__
+    attn.append(row)
+json.dump({"torch": torch.__version__, "gemm": gemm_out, "attention": attn}, open(sys.argv[2], "w"), indent=1)
+print(f"torch {torch.__version__}: {len(gemm_out)} GEMM shapes and {len(attn)} attention shapes timed")
 PY
 fi
 
@@ -195,9 +232,11 @@ python3 - "$work" "$tests_passed" "$tests_failed" "$gpu_line" <<'PY'
 import json, os, sys
 work, passed, failed, gpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 bench = json.load(open(os.path.join(work, "bench_gpu.json")))
-torch = {}
+torch, torch_attn = {}, {}
 if os.path.exists(os.path.join(work, "torch.json")):
-    torch = {g["name"]: g for g in json.load(open(os.path.join(work, "torch.json")))["gemm"]}
+    tj = json.load(open(os.path.join(work, "torch.json")))
+    torch = {g["name"]: g for g in tj["gemm"]}
+    torch_attn = {a["name"]: a for a in tj.get("attention", [])}
 def f(x, w=8, p=1):
     return f"{x:{w}.{p}f}" if isinstance(x, (int, float)) else f"{'-':>{w}}"
 print(f"\n{gpu}   [gpu] tests: {passed} passed, {failed} failed")
@@ -207,11 +246,23 @@ for g in bench["gemm"]:
     t = torch.get(g["name"], {}).get("tflops")
     print(f"{'gemm ' + g['name']:<19}{shape:<26}{f(g.get('hone_tflops'), 9)}{f(g.get('cublas_tflops'), 9)}"
           f"{f(g.get('ratio'), 8, 2)}{f(t, 9)}")
+if bench.get("attention"):
+    print(f"{'attention':<25}{'batch×seq×heads':<17}{'hone':>7}{'cuDNN':>7}{'ratio':>7}{'FA2':>7}   fwd | bwd TFLOP/s")
+for a in bench.get("attention", []):
+    t = torch_attn.get(a["name"], {})
+    cells = []
+    for d in ("fwd", "bwd"):
+        h, c = a.get(d + "_tflops"), t.get("cudnn_" + d + "_tflops")
+        r = h / c if isinstance(h, (int, float)) and isinstance(c, (int, float)) and c > 0 else None
+        cells.append(f"{f(h, 7)}{f(c, 7)}{f(r, 7, 2)}{f(t.get('flash2_' + d + '_tflops'), 7)}")
+    shape = f"{a['batch']}×{a['seq']}×{a['heads']}"
+    print(f"{a['name']:<25}{shape:<17}{cells[0]} |{cells[1]}")
 for b in bench["bandwidth"]:
     moved = f"{b['bytes'] / 1e9:.2f} GB moved"
     print(f"{b['name']:<19}{moved:<26}{b['gbps']:9.0f} GB/s (read + write, {b.get('of_copy', 1):.0%} of copy)")
 json.dump({"gpu": gpu, "tests_passed": passed, "tests_failed": failed, "bench": bench,
-           "torch": list(torch.values())}, open(os.path.join(work, "gpu_check.json"), "w"), indent=1)
+           "torch": list(torch.values()), "torch_attention": list(torch_attn.values())},
+          open(os.path.join(work, "gpu_check.json"), "w"), indent=1)
 PY
 }
 if [[ -f "$work/bench_gpu.json" ]] && command -v python3 >/dev/null; then

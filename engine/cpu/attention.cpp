@@ -52,9 +52,15 @@ Tile<T> head_tile(T* base, std::int64_t begin, std::int64_t n, std::int64_t head
   return Tile<T>(base + (begin * heads + head) * hd, n, hd, Eigen::OuterStride<>(heads * hd));
 }
 
+// Scratch memory on Eigen's alignment: with AVX the vectorised products take a different path
+// (and round differently) for 16- and 32-byte aligned operands, so scratch whose alignment
+// varied with malloc would make results vary from run to run.
+template <class T>
+using Scratch = std::vector<T, Eigen::aligned_allocator<T>>;
+
 // A contiguous (rows, cols) scratch tile, rows ≤ kTile.
 template <class T>
-Tile<T> scratch_tile(std::vector<T>& buf, std::int64_t rows, std::int64_t cols) {
+Tile<T> scratch_tile(Scratch<T>& buf, std::int64_t rows, std::int64_t cols) {
   if (static_cast<std::int64_t>(buf.size()) < rows * cols)
     buf.resize(static_cast<std::size_t>(rows * cols));
   return Tile<T>(buf.data(), rows, cols, Eigen::OuterStride<>(cols));
@@ -70,11 +76,19 @@ std::int64_t lse_offset(const AttentionShape& sh, std::int64_t s, std::int64_t h
   return sh.cu_seqlens[s] * sh.lse_seq_mul + h * sh.lse_head_stride;
 }
 
+// The keys [first, end) query i of a sequence of length len sees (see attention.h).
+std::int64_t first_key(const AttentionShape& sh, std::int64_t i) {
+  return sh.window > 0 ? std::max<std::int64_t>(0, i - sh.window + 1) : 0;
+}
+std::int64_t end_key(const AttentionShape& sh, std::int64_t i, std::int64_t len) {
+  return sh.causal ? i + 1 : len;
+}
+
 }  // namespace
 
 // Forward, per (sequence, query head, tile of up to 32 query rows starting at i0):
-//   S = Q_tile Kᵀ over the keys the tile can see (the first i0 + nq of them when causal, else
-//   all), row i scaled, masked to keys j ≤ i0 + i when causal, then
+//   S = Q_tile Kᵀ over the keys the tile can see (from the first key of its first row's window
+//   to the last key its last row sees), row i scaled, masked to its own keys, then
 //   m_i = max_j S_ij, e_ij = exp(S_ij − m_i), lse_i = m_i + log Σ_j e_ij, P_ij = e_ij / Σ_j e_ij,
 //   O_tile = P V.
 template <class T>
@@ -97,32 +111,35 @@ void attention_fwd(const T* q, const T* k, const T* v, const AttentionShape& sh,
   }
   const std::int64_t n_items = static_cast<std::int64_t>(tiles.size()) * hq;
   parallel_for(n_items, 1, [&](std::int64_t begin, std::int64_t end) {
-    std::vector<T> score_buf;
+    Scratch<T> score_buf;
     for (std::int64_t item = begin; item < end; ++item) {
       const std::int64_t s = tiles[static_cast<std::size_t>(item / hq)].first;
       const std::int64_t i0 = tiles[static_cast<std::size_t>(item / hq)].second;
       const std::int64_t h = item % hq, g = h / group;
       const std::int64_t start = seq_begin(sh, s), len = seq_len(sh, s);
       const std::int64_t nq = std::min<std::int64_t>(kTile, len - i0);
-      const std::int64_t nk = sh.causal ? i0 + nq : len;
+      const std::int64_t k0 = first_key(sh, i0);  // keys [k0, k0 + nk) are seen by some row
+      const std::int64_t nk = end_key(sh, i0 + nq - 1, len) - k0;
 
       Tile<T> p = scratch_tile(score_buf, nq, nk);
-      p.noalias() =
-          head_rows(q, start + i0, nq, hq, h, hd) * head_rows(k, start, nk, hkv, g, hd).transpose();
+      p.noalias() = head_rows(q, start + i0, nq, hq, h, hd) *
+                    head_rows(k, start + k0, nk, hkv, g, hd).transpose();
       T* lse_rows = lse + lse_offset(sh, s, h) + i0;
       for (std::int64_t i = 0; i < nq; ++i) {
         T* row = p.data() + i * nk;
-        const std::int64_t visible = sh.causal ? i0 + i + 1 : nk;
-        Vec<T> e(row, visible);  // the visible scores of row i (at least one)
+        const std::int64_t lo = first_key(sh, i0 + i) - k0, hi = end_key(sh, i0 + i, len) - k0;
+        Vec<T> e(row + lo, hi - lo);  // the visible scores of row i (at least one)
         e *= scale;
         const T m = e.maxCoeff();
         e = (e - m).exp();
         const T sum = e.sum();
         e *= T(1) / sum;
-        std::fill(row + visible, row + nk, T(0));
+        std::fill(row, row + lo, T(0));
+        std::fill(row + hi, row + nk, T(0));
         lse_rows[i] = m + std::log(sum);
       }
-      head_tile(out, start + i0, nq, hq, h, hd).noalias() = p * head_rows(v, start, nk, hkv, g, hd);
+      head_tile(out, start + i0, nq, hq, h, hd).noalias() =
+          p * head_rows(v, start + k0, nk, hkv, g, hd);
     }
   });
 }
@@ -145,7 +162,7 @@ void attention_bwd(const T* dout, const T* q, const T* k, const T* v, const T* o
   const std::int64_t hq = sh.hq, hkv = sh.hkv, hd = sh.hd, group = hq / hkv;
   const T scale = static_cast<T>(sh.scale);
   parallel_for(sh.n_seqs * hkv, 1, [&](std::int64_t begin, std::int64_t end) {
-    std::vector<T> d_buf, p_buf, ds_buf, dk_buf, dv_buf, dqt_buf;
+    Scratch<T> d_buf, p_buf, ds_buf, dk_buf, dv_buf, dqt_buf;
     for (std::int64_t item = begin; item < end; ++item) {
       const std::int64_t s = item / hkv, g = item % hkv;
       const std::int64_t start = seq_begin(sh, s), len = seq_len(sh, s);
@@ -168,8 +185,12 @@ void attention_bwd(const T* dout, const T* q, const T* k, const T* v, const T* o
 
       for (std::int64_t j0 = 0; j0 < len; j0 += kTile) {
         const std::int64_t nk = std::min<std::int64_t>(kTile, len - j0);
-        const std::int64_t i0 = sh.causal ? j0 : 0;  // the first query that sees this tile
-        const std::int64_t nq = len - i0;
+        // Queries [i0, i0 + nq) see some key of the tile: causally none before j0; with a
+        // window none at or after the last key + window.
+        const std::int64_t i0 = sh.causal ? j0 : 0;
+        const std::int64_t i_end =
+            sh.window > 0 ? std::min<std::int64_t>(len, j0 + nk - 1 + sh.window) : len;
+        const std::int64_t nq = i_end - i0;
         const Rows<T> kt = head_rows(k, start + j0, nk, hkv, g, hd);
         const Rows<T> vt = head_rows(v, start + j0, nk, hkv, g, hd);
         Tile<T> dk_acc = scratch_tile(dk_buf, nk, hd);
@@ -183,15 +204,20 @@ void attention_bwd(const T* dout, const T* q, const T* k, const T* v, const T* o
           const T* lse_rows = lse + lse_offset(sh, s, h) + i0;
           const T* d_rows = d_buf.data() + hh * len + i0;
 
-          // Pᵀ (nk × nq): row jj is key j0 + jj; causally it sees queries i0 + i with i ≥ jj.
+          // Pᵀ (nk × nq): row jj is key j = j0 + jj, seen by queries i0 + [first, last): from
+          // j on when causal, before j + window with a window.
           Tile<T> pt = scratch_tile(p_buf, nk, nq);
           pt.noalias() = kt * qh.transpose();
           for (std::int64_t jj = 0; jj < nk; ++jj) {
             T* row = pt.data() + jj * nq;
-            const std::int64_t first = sh.causal ? jj : 0;
+            const std::int64_t j = j0 + jj;
+            const std::int64_t first = sh.causal ? j - i0 : 0;
+            const std::int64_t last =
+                sh.window > 0 ? std::min<std::int64_t>(i_end, j + sh.window) - i0 : nq;
             std::fill(row, row + first, T(0));
-            Vec<T> e(row + first, nq - first);
-            e = (e * scale - ConstVec<T>(lse_rows + first, nq - first)).exp();
+            std::fill(row + last, row + nq, T(0));
+            Vec<T> e(row + first, last - first);
+            e = (e * scale - ConstVec<T>(lse_rows + first, last - first)).exp();
           }
           if (dv) dv_acc.noalias() += pt * doh;
           if (!dq && !dk) continue;

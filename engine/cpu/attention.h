@@ -22,8 +22,12 @@ struct AttentionShape {
   std::int64_t lse_head_stride = 1;
   double scale = 1.0;  // already resolved (never 0 here)
   bool causal = true;
+  // > 0: query i sees only keys j with i − j < window (a sliding window); 0: no limit.
+  std::int64_t window = 0;
 };
 
+// Query i of a sequence sees key j when (!causal or j ≤ i) and (window = 0 or i − j < window);
+// every query sees at least itself.
 // out (=) = softmax(scale · q kᵀ, masked) v per (sequence, query head); lse (=) the natural-log
 // log-sum-exp of each row of the scaled, masked scores (max-shifted; arithmetic in T).
 template <class T>

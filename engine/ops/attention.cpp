@@ -75,6 +75,8 @@ AttentionDims check_qkv(std::string_view op, const Tensor& q, const Tensor& k, c
   if (d.packed) check_cu_seqlens_tensor(op, args.cu_seqlens, q);
   HONE_CHECK(std::isfinite(args.scale), op, "argument 'scale' is ", args.scale,
              "; expected a finite value (0 means 1/sqrt(hd))");
+  HONE_CHECK(args.window >= 0, op, "argument 'window' is ", args.window,
+             "; expected ≥ 0 (0 means no sliding window)");
   return d;
 }
 
@@ -118,6 +120,7 @@ cpu::AttentionShape cpu_shape(const AttentionDims& d, const AttentionArgs& args,
   sh.lse_head_stride = d.packed ? d.tokens : d.seq_len;
   sh.scale = args.scale == 0.0 ? 1.0 / std::sqrt(static_cast<double>(d.hd)) : args.scale;
   sh.causal = args.causal;
+  sh.window = args.window;
   return sh;
 }
 

@@ -106,11 +106,14 @@ void embedding_bwd(const Tensor& ids, const Tensor& dout, const Tensor& dtable);
 // lse (B, Hq, T). Packed variable-length layout (cu_seqlens defined, i32 (S + 1), cumulative
 // sequence lengths starting at 0 and ending at N): q (N, Hq, hd), k/v (N, Hkv, hd),
 // lse (Hq, N); tokens attend only within their own sequence. lse is the natural-log
-// log-sum-exp of the scaled scores of each query row.
+// log-sum-exp of the scaled scores of each query row. Query i of a sequence sees key j when
+// (!causal or j ≤ i) and (window = 0 or i − j < window): a window of W keeps the W most recent
+// keys, the query's own included (Mistral's sliding window).
 struct AttentionArgs {
   double scale = 0.0;   // 0 → 1/sqrt(hd)
   bool causal = true;
   Tensor cu_seqlens;    // undefined → padded layout
+  std::int64_t window = 0;  // ≥ 0; 0 → no sliding window
 };
 void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args,
                    const Tensor& out, const Tensor& lse);

@@ -36,7 +36,12 @@ struct Layout {
   std::int64_t hq = 2, hkv = 1, hd = 16;
   bool causal = true;
   double scale = 0.0;
+  std::int64_t window = 0;  // sliding window (0: off)
 
+  // Whether query i sees key j (ops.h: AttentionArgs).
+  bool sees(std::int64_t i, std::int64_t j) const {
+    return (!causal || j <= i) && (window == 0 || i - j < window);
+  }
   std::int64_t tokens() const {
     std::int64_t n = 0;
     for (std::int64_t l : lens) n += l;
@@ -64,6 +69,7 @@ struct Layout {
     ops::AttentionArgs a;
     a.scale = scale;
     a.causal = causal;
+    a.window = window;
     if (packed) {
       std::vector<std::int32_t> cu;
       for (std::int64_t o : offsets()) cu.push_back(static_cast<std::int32_t>(o));
@@ -82,6 +88,11 @@ Layout padded(std::int64_t b, std::int64_t t, std::int64_t hq, std::int64_t hkv,
 Layout packed(std::vector<std::int64_t> lens, std::int64_t hq, std::int64_t hkv, std::int64_t hd,
               bool causal, double scale = 0.0) {
   return Layout{std::move(lens), true, hq, hkv, hd, causal, scale};
+}
+
+Layout windowed(Layout l, std::int64_t window) {
+  l.window = window;
+  return l;
 }
 
 struct Inputs {
@@ -124,7 +135,7 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 }
 
 // Attention written straight from its definition, in f64, one query row at a time: the
-// explicit score row, the mask, max, log-sum-exp, softmax and P·V; then the backward from the
+// explicit score row, the mask (causal and sliding window), max, log-sum-exp, softmax and P·V; then the backward from the
 // full probability matrix, with D_i = Σ_j P_ij dP_ij.
 struct Naive {
   std::vector<double> out, lse, dq, dk, dv;
@@ -154,7 +165,7 @@ Naive naive_attention(const Layout& l, const Inputs& in, const Tensor& dout) {
         std::vector<double> score(static_cast<std::size_t>(len), 0.0);
         double m = -std::numeric_limits<double>::infinity();
         for (std::int64_t j = 0; j < len; ++j) {
-          if (l.causal && j > i) continue;
+          if (!l.sees(i, j)) continue;
           double dot = 0;
           for (std::int64_t d = 0; d < hd; ++d)
             dot += q[qi(off + i, h) + d] * k[ki(off + j, g) + d];
@@ -163,10 +174,10 @@ Naive naive_attention(const Layout& l, const Inputs& in, const Tensor& dout) {
         }
         double sum = 0;
         for (std::int64_t j = 0; j < len; ++j)
-          if (!(l.causal && j > i)) sum += std::exp(score[j] - m);
+          if (l.sees(i, j)) sum += std::exp(score[j] - m);
         r.lse[l.lse_index(static_cast<std::int64_t>(s), h, i)] = m + std::log(sum);
         for (std::int64_t j = 0; j < len; ++j)
-          if (!(l.causal && j > i)) p[i * len + j] = std::exp(score[j] - m) / sum;
+          if (l.sees(i, j)) p[i * len + j] = std::exp(score[j] - m) / sum;
         for (std::int64_t d = 0; d < hd; ++d) {
           double o = 0;
           for (std::int64_t j = 0; j < len; ++j) o += p[i * len + j] * v[ki(off + j, g) + d];
@@ -214,6 +225,9 @@ TEST_CASE("attention backward matches finite differences", "[cpu][attention][fd]
       {"packed causal 1 4 6", packed({1, 4, 6}, 4, 2, 8, true)},
       {"packed non-causal MQA", packed({6, 1, 4}, 2, 1, 4, false)},
       {"causal across two tiles", padded(1, 40, 2, 1, 4, true)},
+      {"causal sliding window 3", windowed(padded(2, 6, 2, 1, 4, true), 3)},
+      {"non-causal window across tiles", windowed(padded(1, 40, 2, 2, 4, false), 9)},
+      {"packed causal window 2", windowed(packed({5, 1, 7}, 4, 2, 4, true), 2)},
   };
   std::uint64_t seed = 100;
   for (const Config& c : configs) {
@@ -264,6 +278,43 @@ TEST_CASE("attention backward matches a naive reference", "[cpu][attention]") {
       CHECK(compare_to(g.dk, ref.dk, kF64Reference) == "");
       CHECK(compare_to(g.dv, ref.dv, kF64Reference) == "");
     }
+}
+
+TEST_CASE("attention sliding window matches a naive reference", "[cpu][attention]") {
+  // Windows of 1 (each query sees itself only), inside a tile, across tiles and wider than the
+  // sequence (no effect: equal bit for bit to no window), causal and not, padded and packed.
+  for (std::int64_t window : {1, 5, 40, 200})
+    for (bool causal : {true, false}) {
+      CAPTURE(window, causal);
+      for (const Layout& base :
+           {padded(2, 129, 4, 2, 16, causal), packed({1, 70, 0, 33}, 2, 1, 16, causal)}) {
+        const Layout l = windowed(base, window);
+        const Inputs in = random_inputs(l, DType::f64, 200 + static_cast<std::uint64_t>(window));
+        const Tensor grad_out = test::random_tensor(l.q_shape(), DType::f64, 201);
+        const Forward f = run_fwd(l, in);
+        const Grads g = run_bwd(l, in, f, grad_out);
+        const Naive ref = naive_attention(l, in, grad_out);
+        CHECK(compare_to(f.out, ref.out, kF64Reference) == "");
+        CHECK(compare_to(f.lse, ref.lse, kF64Reference) == "");
+        CHECK(compare_to(g.dq, ref.dq, kF64Reference) == "");
+        CHECK(compare_to(g.dk, ref.dk, kF64Reference) == "");
+        CHECK(compare_to(g.dv, ref.dv, kF64Reference) == "");
+        if (window >= 200) {
+          const Forward plain = run_fwd(base, in);
+          CHECK(same_bits(f.out, plain.out));
+          CHECK(same_bits(f.lse, plain.lse));
+        }
+      }
+    }
+  // Causal with a window of 1: every output row is its own value row (softmax over one key).
+  const Layout one = windowed(padded(1, 9, 2, 1, 8, true), 1);
+  const Inputs in = random_inputs(one, DType::f64, 210);
+  const Forward f = run_fwd(one, in);
+  const std::vector<double> out = f.out.to_vector<double>(), v = in.v.to_vector<double>();
+  for (std::int64_t t = 0; t < 9; ++t)
+    for (std::int64_t h = 0; h < 2; ++h)
+      for (std::int64_t d = 0; d < 8; ++d)
+        REQUIRE(out[(t * 2 + h) * 8 + d] == Approx(v[t * 8 + d]).epsilon(1e-14));
 }
 
 TEST_CASE("attention stays finite for large scores", "[cpu][attention]") {
@@ -456,6 +507,10 @@ TEST_CASE("attention rejects bad arguments", "[cpu][attention]") {
   nan_scale.scale = std::numeric_limits<double>::quiet_NaN();
   CHECK_THROWS_WITH(ops::attention_fwd(q, k, v, nan_scale, out, lse),
                     fwd && Contains("'scale'") && Contains("nan"));
+  ops::AttentionArgs negative_window;
+  negative_window.window = -3;
+  CHECK_THROWS_WITH(ops::attention_fwd(q, k, v, negative_window, out, lse),
+                    fwd && Contains("'window'") && Contains("-3"));
 
   // Packed layout: N = 11 tokens.
   const Tensor pq = Tensor::zeros({11, 4, 8}, f), pk = Tensor::zeros({11, 2, 8}, f);
