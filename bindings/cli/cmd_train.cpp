@@ -1,12 +1,16 @@
-// `hone train --method full`: model folder + JSONL data → checkpoints, metrics and the fine-tuned
-// model as a Hugging Face folder (weights, config, tokenizer files).
+// `hone train --method full|lora|prompt-tuning`: model folder + JSONL data → checkpoints, metrics
+// and the fine-tuned model as a Hugging Face folder (weights, config, tokenizer files), or the
+// trained adapter in PEFT's format (adapter_config.json + adapter_model.safetensors).
 #include "cmd_train.h"
 
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <sstream>
 
+#include "cmd_peft.h"
 #include "hone/error.h"
+#include "hone/peft.h"
 #include "hone/tokenizer.h"
 #include "hone/trainer.h"
 #include "io/tokenizer_encoder.h"
@@ -26,23 +30,61 @@ struct TrainOptions {
   std::int64_t save_every = 0, keep = 2, eval_every = 0, eval_batches = 4;
   double epochs = 1.0, lr = 2e-5, min_lr_ratio = 0.0, weight_decay = 0.0, max_grad_norm = 1.0;
   std::uint64_t seed = 0;
+  // LoRA
+  std::int64_t lora_r = 8;
+  double lora_alpha = 16, lora_dropout = 0.0;
+  std::string lora_targets = "all-linear", lora_target_regex, lora_layers, lora_init = "kaiming";
+  bool rslora = false;
+  // Prompt tuning
+  std::int64_t virtual_tokens = 20;
+  std::string prompt_init = "random", prompt_init_text;
 };
 
 void require_file(const fs::path& p, const std::string& what) {
   HONE_CHECK(fs::is_regular_file(p), "train", what, " ", p.string(), " does not exist");
 }
 
-// Tokenizer files next to the weights, so the output folder is a complete model.
-void copy_tokenizer_files(const std::string& from, const std::string& to) {
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                           "generation_config.json", "vocab.json", "merges.txt", "tokenizer.model"}) {
-    const fs::path src = fs::path(from) / name;
-    if (!fs::is_regular_file(src)) continue;
-    const fs::path dst = fs::path(to) / name, tmp = fs::path(to) / (std::string(name) + ".tmp");
-    if (fs::exists(dst) && fs::equivalent(src, dst)) continue;
-    fs::copy_file(src, tmp, fs::copy_options::overwrite_existing);
-    fs::rename(tmp, dst);
+// "a,b, c" → {"a", "b", "c"}.
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (const auto b = item.find_first_not_of(' '); b != std::string::npos) out.push_back(item.substr(b, item.find_last_not_of(' ') - b + 1));
+  return out;
+}
+
+LoraConfig lora_config(const TrainOptions& o) {
+  LoraConfig c;
+  c.r = o.lora_r;
+  c.alpha = o.lora_alpha;
+  c.dropout = o.lora_dropout;
+  c.use_rslora = o.rslora;
+  c.target_regex = o.lora_target_regex;
+  c.target_modules = split_list(o.lora_targets);
+  for (const std::string& l : split_list(o.lora_layers)) {
+    try {
+      c.layers_to_transform.push_back(std::stoll(l));
+    } catch (const std::exception&) {
+      fail("train", cat("--lora-layers: '", l, "' is not a block number"));
+    }
   }
+  c.init = o.lora_init == "gaussian" ? LoraInit::gaussian : o.lora_init == "none" ? LoraInit::none : LoraInit::kaiming;
+  c.seed = o.seed;
+  return c;
+}
+
+PromptTuningConfig prompt_config(const TrainOptions& o) {
+  PromptTuningConfig c;
+  c.num_virtual_tokens = o.virtual_tokens;
+  c.init = o.prompt_init == "text" ? PromptInit::text : o.prompt_init == "sample-vocab" ? PromptInit::sample_vocab
+                                                                                           : PromptInit::random;
+  c.init_text = o.prompt_init_text;
+  if (c.init == PromptInit::text) c.tokenizer_name_or_path = o.model;
+  HONE_CHECK(c.init != PromptInit::text || !c.init_text.empty(), "train",
+             "--prompt-init text needs --prompt-init-text");
+  c.seed = o.seed;
+  return c;
 }
 
 data::Truncation parse_truncation(const std::string& s) {
@@ -52,8 +94,8 @@ data::Truncation parse_truncation(const std::string& s) {
 }
 
 int run_train(const TrainOptions& o) {
-  HONE_CHECK(o.method == "full", "train", "--method ", o.method,
-             " is not available yet; this version trains with --method full");
+  HONE_CHECK(o.method == "full" || o.method == "lora" || o.method == "prompt-tuning", "train", "--method ", o.method,
+             " is not one of full, lora, prompt-tuning");
   HONE_CHECK(o.backend == "cpu", "train", "--backend ", o.backend,
              ": the model's CUDA path is not implemented yet; use --backend cpu");
   HONE_CHECK(fs::is_directory(o.model), "train", "--model ", o.model, " is not a folder");
@@ -66,8 +108,12 @@ int run_train(const TrainOptions& o) {
 
   const Tokenizer tokenizer = Tokenizer::from_dir(o.model);
   const data::TokenizerEncoder encoder(tokenizer);
-  Model model = Model::load(o.model, DType::f32);
+  const bool full = o.method == "full";
+  // Adapters train over a frozen base: no gradient or optimizer memory is allocated for it.
+  Model model = Model::load(o.model, DType::f32, /*train_base=*/full);
   const ModelInfo info = model.info();
+  if (o.method == "lora") add_lora(model, lora_config(o));
+  if (o.method == "prompt-tuning") add_prompt_tuning(model, prompt_config(o), &tokenizer);
   HONE_CHECK(tokenizer.vocab_size() <= info.vocab_size, "train", "the tokenizer has ", tokenizer.vocab_size(),
              " ids but the model's vocabulary is ", info.vocab_size);
   const std::int32_t pad = tokenizer.pad_id().value_or(encoder.eos_id());
@@ -120,6 +166,17 @@ int run_train(const TrainOptions& o) {
   }
   std::printf("model      %s (%s, %lld parameters)\n", o.model.c_str(), info.family.c_str(),
               static_cast<long long>(info.parameters));
+  if (!full) {
+    const AdapterInfo a = adapter_info(model);
+    const double pct = 100.0 * static_cast<double>(a.trainable_parameters) / static_cast<double>(info.parameters);
+    if (a.kind == AdapterKind::lora)
+      std::printf("adapter    LoRA r %lld, alpha %g on %lld linear layers: %lld trainable parameters (%.3f%%)\n",
+                  static_cast<long long>(o.lora_r), o.lora_alpha, static_cast<long long>(a.modules),
+                  static_cast<long long>(a.trainable_parameters), pct);
+    else
+      std::printf("adapter    prompt tuning, %lld virtual tokens: %lld trainable parameters (%.3f%%)\n",
+                  static_cast<long long>(o.virtual_tokens), static_cast<long long>(a.trainable_parameters), pct);
+  }
   std::printf("data       %s (%lld examples)%s\n", o.data.c_str(), static_cast<long long>(train.size()),
               eval ? (", eval " + o.eval_data).c_str() : "");
   std::printf("training   %lld steps of %lld x %lld rows x %lld tokens, lr %g (%s, warmup %lld)\n",
@@ -135,9 +192,14 @@ int run_train(const TrainOptions& o) {
     std::printf("loss       %.4f -> %.4f over %lld steps\n", first_loss, last.loss,
                 static_cast<long long>(trainer.current_step()));
   if (const auto e = trainer.evaluate()) std::printf("eval loss  %.4f\n", *e);
-  model.save(o.output);
-  copy_tokenizer_files(o.model, o.output);
-  std::printf("saved      %s (metrics in %s/metrics.jsonl)\n", o.output.c_str(), o.output.c_str());
+  if (full) {
+    model.save(o.output);
+    copy_tokenizer_files(o.model, o.output);
+  } else {
+    save_adapter(model, o.output, o.model);  // PEFT's format: PeftModel.from_pretrained(base, output)
+  }
+  std::printf("saved      %s%s (metrics in %s/metrics.jsonl)\n", o.output.c_str(), full ? "" : " (adapter)",
+              o.output.c_str());
   return 0;
 }
 
@@ -146,7 +208,7 @@ int run_train(const TrainOptions& o) {
 void add_train_command(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   CLI::App* t = app.add_subcommand("train", "fine-tune a model folder on a JSONL file");
-  t->add_option("--method", o->method, "full (lora and prompt-tuning come later)");
+  t->add_option("--method", o->method, "full, lora or prompt-tuning (the last two write a PEFT adapter)");
   t->add_option("--model", o->model, "Hugging Face model folder (config.json, weights, tokenizer.json)")->required();
   t->add_option("--data", o->data, "training data, JSONL")->required();
   t->add_option("--eval-data", o->eval_data, "held-out JSONL for evaluation");
@@ -179,6 +241,21 @@ void add_train_command(CLI::App& app) {
   t->add_option("--eval-batches", o->eval_batches, "batches per evaluation")->check(CLI::PositiveNumber);
   t->add_option("--seed", o->seed, "random seed (data order)");
   t->add_flag("--quiet", o->quiet, "no progress line");
+  t->add_option("--lora-r", o->lora_r, "LoRA rank")->check(CLI::PositiveNumber);
+  t->add_option("--lora-alpha", o->lora_alpha, "LoRA alpha (scale alpha / r)");
+  t->add_option("--lora-dropout", o->lora_dropout, "dropout on the adapter's input")->check(CLI::Range(0.0, 0.99));
+  t->add_option("--lora-targets", o->lora_targets,
+                "comma-separated module names (q_proj,v_proj; c_attn,c_fc for GPT-2) or all-linear");
+  t->add_option("--lora-target-regex", o->lora_target_regex, "a regular expression matching whole module names instead");
+  t->add_option("--lora-layers", o->lora_layers, "comma-separated blocks to adapt (default: all)");
+  t->add_flag("--rslora", o->rslora, "rank-stabilised scaling alpha / sqrt(r)");
+  t->add_option("--lora-init", o->lora_init, "kaiming (PEFT's default), gaussian or none")
+      ->check(CLI::IsMember({"kaiming", "gaussian", "none"}));
+  t->add_option("--num-virtual-tokens", o->virtual_tokens, "prompt tuning: learned tokens before each example")
+      ->check(CLI::PositiveNumber);
+  t->add_option("--prompt-init", o->prompt_init, "random, text or sample-vocab")
+      ->check(CLI::IsMember({"random", "text", "sample-vocab"}));
+  t->add_option("--prompt-init-text", o->prompt_init_text, "text whose token embeddings start the prompt");
   t->callback([o] { run_train(*o); });
 }
 

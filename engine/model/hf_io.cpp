@@ -139,6 +139,7 @@ std::vector<std::string> Transformer::load(const SafetensorsCheckpoint& checkpoi
 }
 
 std::vector<std::pair<std::string, Tensor>> Transformer::hf_state(bool gradients, DType as) const {
+  HONE_CHECK(!gradients || train_base(), kOp, "the base is frozen: it has no gradients");
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const HfTensor& t : hf_tensors(config_)) {
     std::vector<double> v(static_cast<std::size_t>(shape_numel(t.shape)));
@@ -195,8 +196,8 @@ void Transformer::save_pretrained(const std::string& dir, std::optional<DType> s
   write_text_atomically(dir + "/config.json", c.to_json_text());
 }
 
-Transformer Transformer::from_pretrained(const std::string& dir, DType dtype) {
-  Transformer m(TransformerConfig::from_file(dir + "/config.json"), dtype);
+Transformer Transformer::from_pretrained(const std::string& dir, DType dtype, bool train_base) {
+  Transformer m(TransformerConfig::from_file(dir + "/config.json"), dtype, train_base);
   m.load(SafetensorsCheckpoint::open(dir));
   return m;
 }

@@ -9,13 +9,13 @@
 
 namespace hone {
 
-Model Model::load(const std::string& dir, DType dtype) {
-  return Model(std::make_shared<model::Transformer>(model::Transformer::from_pretrained(dir, dtype)));
+Model Model::load(const std::string& dir, DType dtype, bool train_base) {
+  return Model(std::make_shared<model::Transformer>(model::Transformer::from_pretrained(dir, dtype, train_base)));
 }
 
-Model Model::from_config(const std::string& config_json, std::uint64_t seed, double std, DType dtype) {
+Model Model::from_config(const std::string& config_json, std::uint64_t seed, double std, DType dtype, bool train_base) {
   auto t = std::make_shared<model::Transformer>(
-      model::TransformerConfig::from_json_text(config_json, "config.json"), dtype);
+      model::TransformerConfig::from_json_text(config_json, "config.json"), dtype, train_base);
   t->init_random(seed, std);
   return Model(std::move(t));
 }

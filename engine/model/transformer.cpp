@@ -1,4 +1,7 @@
-// Transformer forward and backward, op by op, for the Llama-style and GPT-2 families.
+// Transformer forward and backward, op by op, for the Llama-style and GPT-2 families. Every
+// linear layer goes through linear_fwd/linear_bwd, where an adapter (LoRA) adds its term and a
+// frozen base skips its weight gradients; a prompt adapter's virtual tokens are spliced in
+// before each sequence.
 #include "model/transformer.h"
 
 #include <cmath>
@@ -20,19 +23,25 @@ struct Transformer::Layer {
   Tensor x, h1, mean1, rstd1, q_raw, k_raw, rstd_q, rstd_k, q, k, v, o, lse, x1, h2, mean2, rstd2, g, u, s;
 };
 struct Transformer::Acts {
-  Tensor ids, positions, cu_seqlens;
+  Tensor ids, positions, cu_seqlens;  // as run: with virtual tokens when there is a prompt
   std::vector<Layer> layers;
   Tensor x_final, h_final, mean_final, rstd_final;
+  // Prompt tuning: Nv virtual tokens before each non-empty sequence s, whose real tokens
+  // [cu[s], cu[s + 1]) sit at rows [cu_run[s] + Nv, cu_run[s + 1]) of the run.
+  std::int64_t n_virtual = 0;
+  std::vector<std::int64_t> cu, cu_run;
+  Tensor real_ids, h_real;  // the real tokens' ids (N) and final hidden states (N, D)
 };
 void Transformer::ActsDeleter::operator()(Acts* a) const { delete a; }
 
-Transformer::Transformer(TransformerConfig config, DType dtype) : config_(std::move(config)), dtype_(dtype) {
+Transformer::Transformer(TransformerConfig config, DType dtype, bool train_base)
+    : config_(std::move(config)), dtype_(dtype) {
   HONE_CHECK(dtype == DType::f32 || dtype == DType::f64, kOp, "parameters must be f32 or f64 on the CPU, got ",
              dtype_name(dtype));
-  build_views();
+  build_views(train_base);
 }
 
-void Transformer::build_views() {
+void Transformer::build_views(bool train_base) {
   const TransformerConfig& c = config_;
   const std::int64_t D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
   std::vector<std::pair<std::string, Shape>> layout;
@@ -75,14 +84,119 @@ void Transformer::build_views() {
   std::int64_t total = 0;
   for (const auto& [name, s] : layout) total += shape_numel(s);
   params_ = Tensor::zeros({total}, dtype_);
-  grads_ = Tensor::zeros({total}, dtype_);
   named_.clear();
   std::int64_t at = 0;
   for (const auto& [name, s] : layout) {
     const std::int64_t n = shape_numel(s);
-    named_.push_back({name, params_.slice(at, at + n).view(s), grads_.slice(at, at + n).view(s)});
+    named_.push_back({name, params_.slice(at, at + n).view(s), {}});
     at += n;
   }
+  set_train_base(train_base);
+}
+
+void Transformer::set_train_base(bool train) {
+  if (train == train_base()) return;
+  HONE_CHECK(!(train && adapter_), kOp, "the base cannot be trained while an adapter is attached");
+  grads_ = train ? Tensor::zeros(params_.shape(), dtype_) : Tensor();
+  std::int64_t at = 0;
+  for (Param& p : named_) {
+    const std::int64_t n = p.value.numel();
+    p.grad = train ? grads_.slice(at, at + n).view(p.value.shape()) : Tensor();
+    at += n;
+  }
+}
+
+void Transformer::set_adapter(std::shared_ptr<Adapter> adapter) {
+  HONE_CHECK(!adapter || !train_base(), kOp, "freeze the base (set_train_base(false)) before attaching an adapter");
+  adapter_ = std::move(adapter);
+  acts_.reset();  // a backward must follow a forward with the same adapter
+}
+
+const Tensor& Transformer::trainable_params() const {
+  if (adapter_) return adapter_->params();
+  HONE_CHECK(train_base(), kOp, "nothing to train: the base is frozen and no adapter is attached");
+  return params_;
+}
+const Tensor& Transformer::trainable_grads() const {
+  if (adapter_) return adapter_->grads();
+  HONE_CHECK(train_base(), kOp, "nothing to train: the base is frozen and no adapter is attached");
+  return grads_;
+}
+const std::vector<Param>& Transformer::trainable_named() const {
+  if (adapter_) return adapter_->named_params();
+  HONE_CHECK(train_base(), kOp, "nothing to train: the base is frozen and no adapter is attached");
+  return named_;
+}
+
+namespace {
+// Internal parameter names of a projection's weight and bias.
+const char* weight_name(Proj p) {
+  switch (p) {
+    case Proj::q: return "wq";
+    case Proj::k: return "wk";
+    case Proj::v: return "wv";
+    case Proj::o: return "wo";
+    case Proj::gate: return "wg";
+    case Proj::up: return "wu";
+    case Proj::down: return "wd";
+  }
+  return "";
+}
+const char* bias_name(Proj p) {
+  switch (p) {
+    case Proj::q: return "bq";
+    case Proj::k: return "bk";
+    case Proj::v: return "bv";
+    case Proj::o: return "bo";
+    case Proj::gate: return "bg";
+    case Proj::up: return "bu";
+    case Proj::down: return "bd";
+  }
+  return "";
+}
+bool has_bias(const TransformerConfig& c, Proj p) {
+  switch (p) {
+    case Proj::q:
+    case Proj::k:
+    case Proj::v: return c.attention_bias;
+    case Proj::o: return c.o_bias;
+    default: return c.mlp_bias;
+  }
+}
+std::string layer_prefix(std::int64_t l) { return "layers." + std::to_string(l) + "."; }
+}  // namespace
+
+const Tensor& Transformer::weight(std::int64_t layer, Proj proj) const {
+  HONE_CHECK(layer >= 0 && layer < config_.num_layers, kOp, "layer ", layer, " of a model with ", config_.num_layers);
+  HONE_CHECK(!(is_gpt2(config_) && proj == Proj::gate), kOp, "GPT-2 has no gate projection");
+  return param(layer_prefix(layer) + weight_name(proj));
+}
+Tensor Transformer::bias(std::int64_t layer, Proj proj) const {
+  if (!has_bias(config_, proj)) return {};
+  return param(layer_prefix(layer) + bias_name(proj));
+}
+
+// outs[j] = x · W_jᵀ + b_j, then the adapter's term.
+void Transformer::linear_fwd(std::int64_t layer, const std::vector<Proj>& projs, const Tensor& x,
+                             const std::vector<Tensor>& outs) {
+  for (std::size_t j = 0; j < projs.size(); ++j) {
+    ops::matmul(x, weight(layer, projs[j]), outs[j], kLinear);
+    if (has_bias(config_, projs[j])) ops::bias_add_(outs[j], bias(layer, projs[j]));
+  }
+  if (adapter_) adapter_->linear_fwd(layer, projs, x, outs);
+}
+
+// din += Σ_j dout_j · W_j; with a trainable base dW_j += dout_jᵀ · x and db_j += Σ_n dout_j.
+void Transformer::linear_bwd(std::int64_t layer, const std::vector<Proj>& projs, const Tensor& x,
+                             const std::vector<Tensor>& douts, const Tensor& din) {
+  const bool train = train_base();
+  const std::string p = layer_prefix(layer);
+  for (std::size_t j = 0; j < projs.size(); ++j) {
+    const Tensor dw = train ? grad(p + weight_name(projs[j])) : Tensor();
+    ops::matmul_bwd(x, weight(layer, projs[j]), douts[j], din, dw, kLinear);
+    if (train && has_bias(config_, projs[j])) ops::bias_bwd(douts[j], grad(p + bias_name(projs[j])));
+  }
+  if (adapter_) adapter_->linear_bwd(layer, projs, x, douts, din);
 }
 
 const Tensor& Transformer::param(const std::string& name) const {
@@ -106,6 +220,8 @@ void Transformer::init_random(std::uint64_t seed, double std) {
       p.value.fill(0.0);
     } else if (last.find("norm") != std::string::npos) {
       p.value.fill(1.0);
+    } else if (std == 0.0) {
+      p.value.fill(0.0);  // the same values, without the draws' temporary memory
     } else {
       // Box–Muller on Philox uniforms.
       const std::vector<double> u = [&] {
@@ -145,6 +261,31 @@ Tensor Transformer::forward(const Batch& batch) {
     a.positions = batch.positions.view({-1});
   }
   HONE_CHECK(a.positions.numel() == N, kOp, "positions has ", a.positions.numel(), " entries for ", N, " tokens");
+
+  // Prompt tuning: Nv virtual tokens before every sequence, the sequence's positions shifted by Nv.
+  const Tensor prompt = adapter_ ? adapter_->prompt() : Tensor();
+  const std::int64_t D = c.hidden_size;
+  if (prompt.defined()) {
+    HONE_CHECK(prompt.ndim() == 2 && prompt.size(1) == D && prompt.dtype() == dtype_, kOp, "the prompt is ",
+               prompt.str(), "; expected (Nv, ", D, ") ", dtype_name(dtype_));
+    a.n_virtual = prompt.size(0);
+    a.real_ids = a.ids;
+    a.cu = a.cu_seqlens.to_vector<std::int64_t>();
+    const auto real_pos = a.positions.to_vector<std::int64_t>();
+    std::vector<std::int64_t> pos;
+    std::vector<std::int32_t> cu_run = {0};
+    a.cu_run = {0};
+    for (std::size_t s = 1; s < a.cu.size(); ++s) {
+      const std::int64_t len = a.cu[s] - a.cu[s - 1], nv = len > 0 ? a.n_virtual : 0;
+      for (std::int64_t i = 0; i < nv; ++i) pos.push_back(i);
+      for (std::int64_t i = a.cu[s - 1]; i < a.cu[s]; ++i) pos.push_back(real_pos[static_cast<std::size_t>(i)] + nv);
+      a.cu_run.push_back(a.cu_run.back() + nv + len);
+      cu_run.push_back(static_cast<std::int32_t>(a.cu_run.back()));
+    }
+    a.positions = Tensor::from_vector<std::int64_t>({static_cast<std::int64_t>(pos.size())}, pos);
+    a.cu_seqlens = Tensor::from_vector<std::int32_t>({static_cast<std::int64_t>(cu_run.size())}, cu_run);
+  }
+  const std::int64_t M = a.positions.numel();  // tokens run: N plus the virtual ones
   const auto cu = a.cu_seqlens.to_vector<std::int64_t>();
   for (std::size_t s = 1; s < cu.size(); ++s) {
     const std::int64_t len = cu[s] - cu[s - 1];
@@ -152,18 +293,30 @@ Tensor Transformer::forward(const Batch& batch) {
                " tokens, more than the sliding window ", c.sliding_window, " (windowed attention is not supported yet)");
   }
   const auto pos = a.positions.to_vector<std::int64_t>();
-  for (std::int64_t i = 0; i < N; ++i)
+  for (std::int64_t i = 0; i < M; ++i)
     HONE_CHECK(pos[i] >= 0 && pos[i] < c.max_position_embeddings, kOp, "position ", pos[i], " of token ", i,
-               " is outside [0, ", c.max_position_embeddings, ")");
+               " is outside [0, ", c.max_position_embeddings, ")",
+               a.n_virtual ? cat(" (", a.n_virtual, " virtual tokens come first)") : std::string());
 
-  const std::int64_t D = c.hidden_size, F = c.intermediate_size, H = c.num_heads, KV = c.num_kv_heads, hd = c.head_dim;
+  const std::int64_t F = c.intermediate_size, H = c.num_heads, KV = c.num_kv_heads, hd = c.head_dim;
   auto act = [&](const Shape& s) { return Tensor::empty(s, dtype_); };
   const ops::AttentionArgs attn{0.0, true, a.cu_seqlens};
 
-  Tensor x = act({N, D});
-  ops::embedding_fwd(a.ids, param("embed"), x);
+  Tensor x = act({M, D});
+  if (a.n_virtual == 0) {
+    ops::embedding_fwd(a.ids, param("embed"), x);
+  } else {
+    Tensor real = act({N, D});
+    ops::embedding_fwd(a.real_ids, param("embed"), real);
+    for (std::size_t s = 1; s < a.cu.size(); ++s) {
+      if (a.cu[s] == a.cu[s - 1]) continue;
+      const std::int64_t at = a.cu_run[s - 1];
+      x.slice(at, at + a.n_virtual).copy_from(prompt);
+      x.slice(at + a.n_virtual, a.cu_run[s]).copy_from(real.slice(a.cu[s - 1], a.cu[s]));
+    }
+  }
   if (is_gpt2(c)) {
-    Tensor pe = act({N, D});
+    Tensor pe = act({M, D});
     ops::embedding_fwd(a.positions, param("pos_embed"), pe);
     ops::add_(x, pe);
   }
@@ -181,58 +334,60 @@ Tensor Transformer::forward(const Batch& batch) {
 
   a.layers.resize(static_cast<std::size_t>(c.num_layers));
   for (std::int64_t l = 0; l < c.num_layers; ++l) {
-    const std::string p = "layers." + std::to_string(l) + ".";
-    auto lin = [&](const Tensor& in, const char* w, const char* b, bool has_bias, const Tensor& out) {
-      ops::matmul(in, param(p + w), out, kLinear);
-      if (has_bias) ops::bias_add_(out, param(p + b));
-    };
+    const std::string p = layer_prefix(l);
     Layer& s = a.layers[static_cast<std::size_t>(l)];
     s.x = x;
     norm(s.x, p + "norm1", s.h1, s.mean1, s.rstd1);
-    s.q = act({N, H, hd});
-    s.k = act({N, KV, hd});
-    s.v = act({N, KV, hd});
-    lin(s.h1, "wq", "bq", c.attention_bias, s.q.view({N, H * hd}));
-    lin(s.h1, "wk", "bk", c.attention_bias, s.k.view({N, KV * hd}));
-    lin(s.h1, "wv", "bv", c.attention_bias, s.v.view({N, KV * hd}));
+    s.q = act({M, H, hd});
+    s.k = act({M, KV, hd});
+    s.v = act({M, KV, hd});
+    linear_fwd(l, {Proj::q, Proj::k, Proj::v}, s.h1,
+               {s.q.view({M, H * hd}), s.k.view({M, KV * hd}), s.v.view({M, KV * hd})});
     if (c.qk_norm) {  // Qwen3: RMSNorm over each head's hd values before RoPE
       s.q_raw = s.q.clone();
       s.k_raw = s.k.clone();
-      s.rstd_q = act({N * H});
-      s.rstd_k = act({N * KV});
-      ops::rmsnorm_fwd(s.q_raw.view({N * H, hd}), param(p + "q_norm"), c.norm_eps, s.q.view({N * H, hd}), s.rstd_q);
-      ops::rmsnorm_fwd(s.k_raw.view({N * KV, hd}), param(p + "k_norm"), c.norm_eps, s.k.view({N * KV, hd}), s.rstd_k);
+      s.rstd_q = act({M * H});
+      s.rstd_k = act({M * KV});
+      ops::rmsnorm_fwd(s.q_raw.view({M * H, hd}), param(p + "q_norm"), c.norm_eps, s.q.view({M * H, hd}), s.rstd_q);
+      ops::rmsnorm_fwd(s.k_raw.view({M * KV, hd}), param(p + "k_norm"), c.norm_eps, s.k.view({M * KV, hd}), s.rstd_k);
     }
     if (!is_gpt2(c)) {
       ops::rope_fwd(s.q, a.positions, c.rope, s.q);
       ops::rope_fwd(s.k, a.positions, c.rope, s.k);
     }
-    s.o = act({N, H, hd});
-    s.lse = act({H, N});
+    s.o = act({M, H, hd});
+    s.lse = act({H, M});
     ops::attention_fwd(s.q, s.k, s.v, attn, s.o, s.lse);
     s.x1 = s.x.clone();
-    Tensor t = act({N, D});
-    lin(s.o.view({N, H * hd}), "wo", "bo", c.o_bias, t);
+    Tensor t = act({M, D});
+    linear_fwd(l, {Proj::o}, s.o.view({M, H * hd}), {t});
     ops::add_(s.x1, t);
     norm(s.x1, p + "norm2", s.h2, s.mean2, s.rstd2);
-    s.u = act({N, F});
-    s.s = act({N, F});
-    lin(s.h2, "wu", "bu", c.mlp_bias, s.u);
+    s.u = act({M, F});
+    s.s = act({M, F});
     if (is_gpt2(c)) {
+      linear_fwd(l, {Proj::up}, s.h2, {s.u});
       ops::gelu_fwd(s.u, s.s);
     } else {
-      s.g = act({N, F});
-      lin(s.h2, "wg", "bg", c.mlp_bias, s.g);
+      s.g = act({M, F});
+      linear_fwd(l, {Proj::gate, Proj::up}, s.h2, {s.g, s.u});
       ops::swiglu_fwd(s.g, s.u, s.s);
     }
     x = s.x1.clone();
-    lin(s.s, "wd", "bd", c.mlp_bias, t);
+    linear_fwd(l, {Proj::down}, s.s, {t});
     ops::add_(x, t);
   }
   a.x_final = x;
   norm(x, "final_norm", a.h_final, a.mean_final, a.rstd_final);
+  a.h_real = a.h_final;
+  if (a.n_virtual > 0) {  // the head runs on the real tokens only
+    a.h_real = act({N, D});
+    for (std::size_t s = 1; s < a.cu.size(); ++s)
+      if (a.cu[s] > a.cu[s - 1])
+        a.h_real.slice(a.cu[s - 1], a.cu[s]).copy_from(a.h_final.slice(a.cu_run[s - 1] + a.n_virtual, a.cu_run[s]));
+  }
   Tensor logits = act({N, c.vocab_size});
-  ops::matmul(a.h_final, param(c.tie_word_embeddings ? "embed" : "lm_head"), logits, kLinear);
+  ops::matmul(a.h_real, param(c.tie_word_embeddings ? "embed" : "lm_head"), logits, kLinear);
   return logits;
 }
 
@@ -240,82 +395,101 @@ void Transformer::backward(const Tensor& dlogits, bool accumulate) {
   HONE_CHECK(acts_ != nullptr, kOp, "backward without a forward");
   const TransformerConfig& c = config_;
   const Acts& a = *acts_;
-  const std::int64_t N = a.ids.numel(), D = c.hidden_size, F = c.intermediate_size;
+  const std::int64_t N = a.h_real.size(0), M = a.positions.numel(), D = c.hidden_size, F = c.intermediate_size;
   const std::int64_t H = c.num_heads, KV = c.num_kv_heads, hd = c.head_dim;
   HONE_CHECK(dlogits.shape() == (Shape{N, c.vocab_size}) && dlogits.dtype() == dtype_, kOp, "dlogits is ",
              dlogits.str(), "; expected (", N, ", ", c.vocab_size, ") ", dtype_name(dtype_));
+  const bool train = train_base();
+  HONE_CHECK(train || adapter_, kOp, "backward with a frozen base and no adapter: nothing to train");
   auto act = [&](const Shape& s) { return Tensor::empty(s, dtype_); };
   auto zeros = [&](const Shape& s) { return Tensor::zeros(s, dtype_); };
+  // A frozen parameter's gradient is undefined: the ops skip it.
+  auto grad_of = [&](const std::string& name) { return train ? grad(name) : Tensor(); };
   const ops::AttentionArgs attn{0.0, true, a.cu_seqlens};
-  if (!accumulate) grads_.fill(0.0);  // parameter gradients accumulate (+=) below
+  if (!accumulate) {  // parameter gradients accumulate (+=) below
+    if (train) grads_.fill(0.0);
+    if (adapter_) adapter_->grads().fill(0.0);
+  }
 
   // Norm backward: dx (=) from dy; weight (and GPT-2 bias) gradients (+=).
   auto norm_bwd = [&](const Tensor& dy, const Tensor& x, const std::string& w, const Tensor& mean,
                       const Tensor& rstd, const Tensor& dx) {
     if (is_gpt2(c))
-      ops::layernorm_bwd(dy, x, param(w), mean, rstd, dx, grad(w), grad(w + "_b"));
+      ops::layernorm_bwd(dy, x, param(w), mean, rstd, dx, grad_of(w), grad_of(w + "_b"));
     else
-      ops::rmsnorm_bwd(dy, x, param(w), rstd, dx, grad(w));
+      ops::rmsnorm_bwd(dy, x, param(w), rstd, dx, grad_of(w));
   };
 
-  Tensor dh = zeros({N, D});
   const std::string head = c.tie_word_embeddings ? "embed" : "lm_head";
-  ops::matmul_bwd(a.h_final, param(head), dlogits, dh, grad(head), kLinear);
-  Tensor dx = act({N, D});
+  Tensor dh = zeros({N, D});
+  ops::matmul_bwd(a.h_real, param(head), dlogits, dh, grad_of(head), kLinear);
+  if (a.n_virtual > 0) {  // virtual tokens have no logits: zero gradient at their rows
+    Tensor dh_run = zeros({M, D});
+    for (std::size_t s = 1; s < a.cu.size(); ++s)
+      if (a.cu[s] > a.cu[s - 1])
+        dh_run.slice(a.cu_run[s - 1] + a.n_virtual, a.cu_run[s]).copy_from(dh.slice(a.cu[s - 1], a.cu[s]));
+    dh = dh_run;
+  }
+  Tensor dx = act({M, D});
   norm_bwd(dh, a.x_final, "final_norm", a.mean_final, a.rstd_final, dx);
 
   for (std::int64_t l = c.num_layers - 1; l >= 0; --l) {
-    const std::string p = "layers." + std::to_string(l) + ".";
+    const std::string p = layer_prefix(l);
     const Layer& s = a.layers[static_cast<std::size_t>(l)];
-    // Linear backward: din (+=), dW (+=), db (+=).
-    auto lin_bwd = [&](const Tensor& in, const char* w, const char* b, bool has_bias, const Tensor& dout,
-                       const Tensor& din) {
-      ops::matmul_bwd(in, param(p + w), dout, din, grad(p + w), kLinear);
-      if (has_bias) ops::bias_bwd(dout, grad(p + b));
-    };
     // MLP: x2 = x1 + down(act(h2)), h2 = norm2(x1).
-    Tensor ds = zeros({N, F}), du = act({N, F}), dh2 = zeros({N, D});
-    lin_bwd(s.s, "wd", "bd", c.mlp_bias, dx, ds);
+    Tensor ds = zeros({M, F}), du = act({M, F}), dh2 = zeros({M, D});
+    linear_bwd(l, {Proj::down}, s.s, {dx}, ds);
     if (is_gpt2(c)) {
       ops::gelu_bwd(ds, s.u, du);
+      linear_bwd(l, {Proj::up}, s.h2, {du}, dh2);
     } else {
-      Tensor dg = act({N, F});
+      Tensor dg = act({M, F});
       ops::swiglu_bwd(ds, s.g, s.u, dg, du);
-      lin_bwd(s.h2, "wg", "bg", c.mlp_bias, dg, dh2);
+      linear_bwd(l, {Proj::gate, Proj::up}, s.h2, {dg, du}, dh2);
     }
-    lin_bwd(s.h2, "wu", "bu", c.mlp_bias, du, dh2);
-    Tensor dx1 = act({N, D});
+    Tensor dx1 = act({M, D});
     norm_bwd(dh2, s.x1, p + "norm2", s.mean2, s.rstd2, dx1);
     ops::add_(dx1, dx);  // residual
     // Attention: x1 = x + o(attention(rope(norm_q(q)), rope(norm_k(k)), v)), q/k/v = lin(h1).
-    Tensor d_o = zeros({N, H, hd});
-    lin_bwd(s.o.view({N, H * hd}), "wo", "bo", c.o_bias, dx1, d_o.view({N, H * hd}));
-    Tensor dq = act({N, H, hd}), dk = act({N, KV, hd}), dv = act({N, KV, hd});
+    Tensor d_o = zeros({M, H, hd});
+    linear_bwd(l, {Proj::o}, s.o.view({M, H * hd}), {dx1}, d_o.view({M, H * hd}));
+    Tensor dq = act({M, H, hd}), dk = act({M, KV, hd}), dv = act({M, KV, hd});
     ops::attention_bwd(d_o, s.q, s.k, s.v, s.o, s.lse, attn, dq, dk, dv);
     if (!is_gpt2(c)) {
       ops::rope_bwd(dq, a.positions, c.rope, dq);
       ops::rope_bwd(dk, a.positions, c.rope, dk);
     }
     if (c.qk_norm) {
-      Tensor dq_raw = act({N, H, hd}), dk_raw = act({N, KV, hd});
-      ops::rmsnorm_bwd(dq.view({N * H, hd}), s.q_raw.view({N * H, hd}), param(p + "q_norm"), s.rstd_q,
-                       dq_raw.view({N * H, hd}), grad(p + "q_norm"));
-      ops::rmsnorm_bwd(dk.view({N * KV, hd}), s.k_raw.view({N * KV, hd}), param(p + "k_norm"), s.rstd_k,
-                       dk_raw.view({N * KV, hd}), grad(p + "k_norm"));
+      Tensor dq_raw = act({M, H, hd}), dk_raw = act({M, KV, hd});
+      ops::rmsnorm_bwd(dq.view({M * H, hd}), s.q_raw.view({M * H, hd}), param(p + "q_norm"), s.rstd_q,
+                       dq_raw.view({M * H, hd}), grad_of(p + "q_norm"));
+      ops::rmsnorm_bwd(dk.view({M * KV, hd}), s.k_raw.view({M * KV, hd}), param(p + "k_norm"), s.rstd_k,
+                       dk_raw.view({M * KV, hd}), grad_of(p + "k_norm"));
       dq = dq_raw;
       dk = dk_raw;
     }
-    Tensor dh1 = zeros({N, D});
-    lin_bwd(s.h1, "wq", "bq", c.attention_bias, dq.view({N, H * hd}), dh1);
-    lin_bwd(s.h1, "wk", "bk", c.attention_bias, dk.view({N, KV * hd}), dh1);
-    lin_bwd(s.h1, "wv", "bv", c.attention_bias, dv.view({N, KV * hd}), dh1);
-    Tensor dx0 = act({N, D});
+    Tensor dh1 = zeros({M, D});
+    linear_bwd(l, {Proj::q, Proj::k, Proj::v}, s.h1,
+               {dq.view({M, H * hd}), dk.view({M, KV * hd}), dv.view({M, KV * hd})}, dh1);
+    Tensor dx0 = act({M, D});
     norm_bwd(dh1, s.x, p + "norm1", s.mean1, s.rstd1, dx0);
     ops::add_(dx0, dx1);  // residual
     dx = dx0;
   }
-  ops::embedding_bwd(a.ids, dx, grad("embed"));
-  if (is_gpt2(c)) ops::embedding_bwd(a.positions, dx, grad("pos_embed"));
+  if (a.n_virtual == 0) {
+    if (train) ops::embedding_bwd(a.ids, dx, grad("embed"));
+  } else {
+    Tensor dprompt = zeros({a.n_virtual, D}), dreal = train ? act({N, D}) : Tensor();
+    for (std::size_t s = 1; s < a.cu.size(); ++s) {  // sequences in order: deterministic sums
+      if (a.cu[s] == a.cu[s - 1]) continue;
+      const std::int64_t at = a.cu_run[s - 1];
+      ops::add_(dprompt, dx.slice(at, at + a.n_virtual));
+      if (train) dreal.slice(a.cu[s - 1], a.cu[s]).copy_from(dx.slice(at + a.n_virtual, a.cu_run[s]));
+    }
+    if (train) ops::embedding_bwd(a.real_ids, dreal, grad("embed"));
+    adapter_->prompt_bwd(dprompt);
+  }
+  if (is_gpt2(c) && train) ops::embedding_bwd(a.positions, dx, grad("pos_embed"));
 }
 
 }  // namespace hone::model

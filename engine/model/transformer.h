@@ -1,6 +1,8 @@
 // Transformer: a decoder-only model of any supported family (model/config.h) with its
 // parameters in one slab, an explicit forward and backward over packed sequences, and
-// Hugging Face checkpoint loading and saving (names, layouts, tied embeddings).
+// Hugging Face checkpoint loading and saving (names, layouts, tied embeddings). The base can be
+// frozen (no gradient slab; backward still carries input gradients through it) with an Adapter
+// (engine/peft: LoRA, prompt tuning) holding what is trained instead.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -23,11 +25,49 @@ struct Batch {
   Tensor cu_seqlens;  // optional with (B, T) ids
 };
 
+// The linear layers of a block, in Hugging Face terms. GPT-2: q, k, v are the three column
+// blocks of attn.c_attn, o is attn.c_proj, up is mlp.c_fc and down is mlp.c_proj.
+enum class Proj { q, k, v, o, gate, up, down };
+
+// A named tensor and its gradient (undefined while it is frozen).
+struct Param {
+  std::string name;
+  Tensor value, grad;
+};
+
+// What an adapter adds to the model. Every linear layer goes through linear_fwd/linear_bwd
+// (projections that read the same input come as one group, so a fused layer such as GPT-2's
+// c_attn sees all of its outputs at once); prompt() is prepended to every sequence.
+class Adapter {
+ public:
+  virtual ~Adapter() = default;
+  // The trained tensors: one slab (P) in the model's dtype, its gradient slab, named views.
+  virtual const Tensor& params() const = 0;
+  virtual const Tensor& grads() const = 0;
+  virtual const std::vector<Param>& named_params() const = 0;
+  // Projections `projs` of block `layer` all read x (N, in); outs[j] (N, out_j) already hold
+  // the base layer's output and receive the adapter's term. Keeps what linear_bwd needs.
+  virtual void linear_fwd(std::int64_t layer, const std::vector<Proj>& projs, const Tensor& x,
+                          const std::vector<Tensor>& outs) {}
+  // Given douts of the same group: din (+=) the input gradient, adapter gradients (+=).
+  virtual void linear_bwd(std::int64_t layer, const std::vector<Proj>& projs, const Tensor& x,
+                          const std::vector<Tensor>& douts, const Tensor& din) {}
+  // Virtual token embeddings (Nv, D) placed before every sequence; undefined for none.
+  virtual Tensor prompt() const { return {}; }
+  // The gradient of prompt() summed over the sequences of the last forward (+=).
+  virtual void prompt_bwd(const Tensor& dprompt) {}
+  // Training mode (dropout on); `stream` keys this forward's random numbers (the trainer passes
+  // the step and micro-batch, so a resumed run draws the same).
+  virtual void set_training(bool training, std::uint64_t stream) {}
+};
+
 class Transformer {
  public:
-  // Parameters in `dtype` (f32 or f64), zero until loaded or initialised.
-  Transformer(TransformerConfig config, DType dtype);
-  static Transformer from_pretrained(const std::string& dir, DType dtype);
+  using Param = model::Param;
+  // Parameters in `dtype` (f32 or f64), zero until loaded or initialised. With train_base false
+  // no gradient slab exists (see set_train_base).
+  Transformer(TransformerConfig config, DType dtype, bool train_base = true);
+  static Transformer from_pretrained(const std::string& dir, DType dtype, bool train_base = true);
 
   // Reads every parameter from a checkpoint with Hugging Face names (converted to `dtype`);
   // a missing or wrongly shaped tensor is an error naming it; tensors the model does not use
@@ -40,26 +80,43 @@ class Transformer {
   // shards of at most `max_shard_bytes` with model.safetensors.index.json.
   void save_pretrained(const std::string& dir, std::optional<DType> storage = std::nullopt,
                        std::uint64_t max_shard_bytes = 5'000'000'000ull) const;
-  // Normal(0, std) weights from Philox (seed), norms at one, biases at zero.
+  // Normal(0, std) weights from Philox (seed), norms at one, biases at zero (std = 0: zero
+  // weights, with no temporary memory).
   void init_random(std::uint64_t seed, double std = 0.02);
 
-  // Logits (N, V) for every token; keeps what backward needs.
+  // Logits (N, V) for every token; keeps what backward needs. With an adapter's prompt, its Nv
+  // virtual tokens precede every sequence at positions 0…Nv−1 and the sequence's own positions
+  // shift by Nv (as PEFT does); only the real tokens get logits.
   Tensor forward(const Batch& batch);
-  // grads() = d(Σ dlogits ⊙ logits)/d(params) for the last forward: overwritten, or added to
-  // the gradients already there with `accumulate`.
+  // The trainable gradients = d(Σ dlogits ⊙ logits)/d(trainable) for the last forward:
+  // overwritten, or added to those already there with `accumulate`. A frozen base computes
+  // input gradients only (no weight gradient is formed).
   void backward(const Tensor& dlogits, bool accumulate = false);
+
+  // Frozen (false): the gradient slab is released and backward forms no weight gradient;
+  // trainable (true): a zero gradient slab is allocated.
+  void set_train_base(bool train);
+  bool train_base() const { return grads_.defined(); }
+  // Attaches an adapter (nullptr detaches it). The base must be frozen first.
+  void set_adapter(std::shared_ptr<Adapter> adapter);
+  Adapter* adapter() const { return adapter_.get(); }
+  // What an optimizer updates: the adapter's tensors when one is attached, else the base's
+  // parameters (an error when the base is frozen and no adapter is attached).
+  const Tensor& trainable_params() const;
+  const Tensor& trainable_grads() const;
+  const std::vector<Param>& trainable_named() const;
 
   const TransformerConfig& config() const { return config_; }
   DType dtype() const { return dtype_; }
   const Tensor& params() const { return params_; }  // (P)
-  const Tensor& grads() const { return grads_; }    // (P)
-  // Hugging Face name → (parameter view, gradient view), in checkpoint layout where it differs
-  // (see hf_layout). For GPT-2, Conv1D weights are stored transposed and c_attn split.
-  struct Param {
-    std::string name;  // internal name, e.g. "layers.0.wq"
-    Tensor value, grad;
-  };
+  const Tensor& grads() const { return grads_; }    // (P); undefined while the base is frozen
+  // Internal name (e.g. "layers.0.wq") → parameter view and gradient view (undefined while
+  // frozen). Matrices are (out, in) for every family; GPT-2's Conv1D layout and fused c_attn
+  // exist only in checkpoints (hf_io).
   const std::vector<Param>& named_params() const { return named_; }
+  // The weight (out, in) of a projection of block `layer`, and its bias (undefined if none).
+  const Tensor& weight(std::int64_t layer, Proj proj) const;
+  Tensor bias(std::int64_t layer, Proj proj) const;
   // The Hugging Face tensor that holds internal parameter `internal` (e.g. "layers.0.wq" →
   // "model.layers.0.self_attn.q_proj.weight"); `internal` itself when none does.
   std::string hf_name(const std::string& internal) const;
@@ -67,14 +124,19 @@ class Transformer {
  private:
   struct Layer;
   struct Acts;
-  void build_views();
+  void build_views(bool train_base);
   const Tensor& param(const std::string& name) const;
   const Tensor& grad(const std::string& name) const;
+  void linear_fwd(std::int64_t layer, const std::vector<Proj>& projs, const Tensor& x,
+                  const std::vector<Tensor>& outs);
+  void linear_bwd(std::int64_t layer, const std::vector<Proj>& projs, const Tensor& x,
+                  const std::vector<Tensor>& douts, const Tensor& din);
 
   TransformerConfig config_;
   DType dtype_;
   Tensor params_, grads_;
   std::vector<Param> named_;
+  std::shared_ptr<Adapter> adapter_;
   struct ActsDeleter {
     void operator()(Acts* a) const;
   };

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "hone/error.h"
+#include "hone/peft.h"
 #include "hone/safetensors.h"
 #include "hone/trainer.h"
 
@@ -66,7 +67,7 @@ std::string latest_checkpoint(const std::string& output_dir) {
 
 namespace train {
 
-std::string write_checkpoint(const std::string& output_dir, const model::Transformer& model, const Tensor& m,
+std::string write_checkpoint(const std::string& output_dir, const Model& model, const Tensor& m,
                              const Tensor& v, const SavedState& state, std::int64_t keep_last,
                              const std::function<void(std::string_view)>& hook) {
   auto stage = [&](std::string_view name) {
@@ -77,7 +78,11 @@ std::string write_checkpoint(const std::string& output_dir, const model::Transfo
   const fs::path tmp = fs::path(output_dir) / cat(".", kPrefix, state.step, ".tmp-", ::getpid());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  model.save_pretrained(tmp.string(), model.dtype());
+  const model::Transformer& t = model.transformer();
+  if (t.adapter())
+    save_adapter(model, tmp.string(), "", t.dtype());  // exact values: the resume is bitwise
+  else
+    t.save_pretrained(tmp.string(), t.dtype());
   stage("weights");
   save_safetensors((tmp / "optimizer.safetensors").string(), {{"exp_avg", m}, {"exp_avg_sq", v}},
                    {{"optimizer", "adamw"}, {"step", std::to_string(state.step)}});
@@ -97,13 +102,33 @@ std::string write_checkpoint(const std::string& output_dir, const model::Transfo
   return final_dir.string();
 }
 
-SavedState read_checkpoint(const std::string& dir, model::Transformer& model, const Tensor& m, const Tensor& v) {
+SavedState read_checkpoint(const std::string& dir, Model& model, const Tensor& m, const Tensor& v) {
   const fs::path d(dir);
   HONE_CHECK(fs::is_directory(d), "resume", "checkpoint folder ", dir, " does not exist");
   const SavedState st = state_from_json(read_text(d / "trainer_state.json"), (d / "trainer_state.json").string());
-  const auto unused = model.load(SafetensorsCheckpoint::open(dir));
-  HONE_CHECK(unused.empty(), "resume", dir, "/model.safetensors has tensors this model does not use, e.g. ",
-             unused.empty() ? "" : unused.front(), ": is it a checkpoint of another model?");
+  model::Transformer& t = model.transformer();
+  if (const model::Adapter* adapter = t.adapter()) {
+    // The adapter attached now (same method and options) takes the checkpoint's values.
+    const fs::path file = d / "adapter_model.safetensors";
+    HONE_CHECK(fs::is_regular_file(file), "resume", dir, " has no adapter_model.safetensors: is it a checkpoint of ",
+               "full fine-tuning? (the model has an adapter attached)");
+    const SafetensorsFile f = SafetensorsFile::open(file.string());
+    HONE_CHECK(f.entries().size() == adapter->named_params().size(), "resume", file.string(), " has ",
+               f.entries().size(), " tensors; the attached adapter has ", adapter->named_params().size());
+    for (const model::Param& p : adapter->named_params()) {
+      HONE_CHECK(f.find(p.name) != nullptr, "resume", file.string(), " has no tensor '", p.name, "'");
+      const Tensor value = f.load(p.name, p.value.dtype());
+      HONE_CHECK(value.shape() == p.value.shape(), "resume", file.string(), ": tensor '", p.name, "' has shape ",
+                 shape_str(value.shape()), "; the attached adapter needs ", shape_str(p.value.shape()));
+      p.value.copy_from(value);
+    }
+  } else {
+    HONE_CHECK(fs::exists(d / "model.safetensors") || fs::exists(d / "model.safetensors.index.json"), "resume", dir,
+               " has no model weights", fs::exists(d / "adapter_model.safetensors") ? " (it holds an adapter: attach one to resume it)" : "");
+    const auto unused = t.load(SafetensorsCheckpoint::open(dir));
+    HONE_CHECK(unused.empty(), "resume", dir, "/model.safetensors has tensors this model does not use, e.g. ",
+               unused.empty() ? "" : unused.front(), ": is it a checkpoint of another model?");
+  }
   const SafetensorsFile opt = SafetensorsFile::open((d / "optimizer.safetensors").string());
   for (const auto& [name, dst] : {std::pair<const char*, const Tensor&>{"exp_avg", m}, {"exp_avg_sq", v}}) {
     const Tensor t = opt.load(name, dst.dtype());

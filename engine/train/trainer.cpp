@@ -1,5 +1,7 @@
 // hone::Trainer: the step (packed batch → micro-batches → token-weighted gradients → clip →
-// AdamW), evaluation, and the training loop with metrics and checkpoints.
+// AdamW), evaluation, and the training loop with metrics and checkpoints. It updates what the
+// model says is trainable: every base weight, or only an attached adapter's tensors (LoRA,
+// prompt tuning) over a frozen base, with AdamW moments for exactly those.
 #include "hone/trainer.h"
 
 #include <chrono>
@@ -25,7 +27,7 @@ struct Trainer::State {
   std::unique_ptr<Communicator> own_comm;
   Communicator* comm;
   data::Packer packer;
-  Tensor m, v;  // AdamW moments, the parameter slab's shape, f32 (f64 for an f64 model)
+  Tensor m, v;  // AdamW moments, the trainable slab's shape, f32 (f64 for an f64 model)
   std::int64_t step = 0, total = 0;
   std::function<void(std::string_view)> checkpoint_hook;
   std::function<void(Model&)> gradient_hook;
@@ -83,9 +85,9 @@ std::int64_t steps_for_epochs(const TrainConfig& c, ExampleSource& source, std::
   return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(c.epochs * static_cast<double>(batches))));
 }
 
-// The first parameter (Hugging Face name) whose gradient holds a NaN or infinity.
+// The first trainable tensor (Hugging Face or PEFT name) whose gradient holds a NaN or infinity.
 std::string first_bad_gradient(const model::Transformer& t) {
-  for (const model::Transformer::Param& p : t.named_params()) {
+  for (const model::Param& p : t.trainable_named()) {
     const Tensor g = p.grad.to(DType::f64);
     for (std::int64_t i = 0; i < g.numel(); ++i) {
       const double x = g.data<double>()[i];
@@ -105,7 +107,7 @@ Trainer::Trainer(Model& model, ExampleSource& train, TrainConfig config, std::in
     s_->own_comm = make_single_process_communicator();
     s_->comm = s_->own_comm.get();
   }
-  const Tensor& p = s_->t().params();
+  const Tensor& p = s_->t().trainable_params();
   s_->m = Tensor::zeros(p.shape(), p.dtype());
   s_->v = Tensor::zeros(p.shape(), p.dtype());
   s_->total = s_->config.steps > 0 ? s_->config.steps : steps_for_epochs(s_->config, train, pad_id);
@@ -136,17 +138,21 @@ StepMetrics Trainer::step() {
   const double scale = 1.0 / counts[0];
   double loss_sum = 0;
   bool have_grads = false;
+  const Tensor& grads = t.trainable_grads();
   for (std::int64_t micro = 0; micro < c.grad_accum; ++micro) {
     const train::MicroBatch mb = train::micro_batch(batch, micro * c.batch_rows, (micro + 1) * c.batch_rows);
     if (mb.loss_tokens == 0) continue;  // padding rows or prompts only: no gradient
+    // Adapter dropout draws from a stream keyed by (step, micro-batch): a resumed run repeats it.
+    if (t.adapter()) t.adapter()->set_training(true, static_cast<std::uint64_t>(s.step * c.grad_accum + micro));
     const Tensor logits = t.forward(mb.batch);
     const Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype());
     loss_sum += train::loss_and_dlogits(logits, mb, scale, dlogits);
     t.backward(dlogits, have_grads);
     have_grads = true;
   }
-  if (!have_grads) t.grads().fill(0.0);
-  s.comm->all_reduce_sum(t.grads());
+  if (t.adapter()) t.adapter()->set_training(false, 0);
+  if (!have_grads) grads.fill(0.0);
+  s.comm->all_reduce_sum(grads);
   s.comm->all_reduce_sum(&loss_sum, 1);
   if (s.gradient_hook) s.gradient_hook(s.model);
 
@@ -155,7 +161,7 @@ StepMetrics Trainer::step() {
   m.loss = loss_sum * scale;
   HONE_CHECK(std::isfinite(m.loss), "train", "step ", step_no, ": the loss is ", m.loss,
              "; stopping (the first non-finite gradient is ", first_bad_gradient(t), ")");
-  m.grad_norm = c.max_grad_norm > 0 ? ops::clip_grad_norm({t.grads()}, c.max_grad_norm) : ops::grad_norm({t.grads()});
+  m.grad_norm = c.max_grad_norm > 0 ? ops::clip_grad_norm({grads}, c.max_grad_norm) : ops::grad_norm({grads});
   HONE_CHECK(std::isfinite(m.grad_norm), "train", "step ", step_no, ": the gradient norm is ", m.grad_norm,
              "; stopping at the first non-finite gradient, of ", first_bad_gradient(t));
 
@@ -167,8 +173,8 @@ StepMetrics Trainer::step() {
   adam.beta2 = c.beta2;
   adam.eps = c.eps;
   adam.step = step_no;
-  const std::int64_t base = reinterpret_cast<std::uintptr_t>(t.params().raw()) / dtype_size(t.dtype());
-  for (const model::Transformer::Param& p : t.named_params()) {
+  const std::int64_t base = reinterpret_cast<std::uintptr_t>(t.trainable_params().raw()) / dtype_size(t.dtype());
+  for (const model::Param& p : t.trainable_named()) {
     const std::int64_t offset = reinterpret_cast<std::uintptr_t>(p.value.raw()) / dtype_size(t.dtype()) - base;
     const std::int64_t n = p.value.numel();
     adam.weight_decay = p.value.ndim() >= 2 ? c.weight_decay : 0.0;
@@ -254,12 +260,12 @@ std::string Trainer::save_checkpoint() {
   st.pending = s.packer.pending();
   st.seed = s.config.seed;
   if (s.comm->rank() != 0) return {};
-  return train::write_checkpoint(s.config.output_dir, s.t(), s.m, s.v, st, s.config.keep_last, s.checkpoint_hook);
+  return train::write_checkpoint(s.config.output_dir, s.model, s.m, s.v, st, s.config.keep_last, s.checkpoint_hook);
 }
 
 void Trainer::resume(const std::string& dir) {
   State& s = *s_;
-  const train::SavedState st = train::read_checkpoint(dir, s.t(), s.m, s.v);
+  const train::SavedState st = train::read_checkpoint(dir, s.model, s.m, s.v);
   HONE_CHECK(st.step <= s.total, "resume", dir, " is at step ", st.step, ", beyond this run's ", s.total, " steps");
   s.step = st.step;
   s.train.seek(st.data);

@@ -8,6 +8,7 @@
 #include "hone/error.h"
 #include "hone/log.h"
 #include "hone/model.h"
+#include "hone/peft.h"
 #include "hone/random.h"
 #include "hone/safetensors.h"
 #include "hone/tensor.h"

@@ -28,12 +28,14 @@ struct ModelInfo {
 class Model {
  public:
   // Reads config.json and the weights (one file or shards) of a Hugging Face folder, converted
-  // to `dtype` (f32, or f64 for checks). Errors name the file and the tensor.
-  static Model load(const std::string& dir, DType dtype = DType::f32);
+  // to `dtype` (f32, or f64 for checks). Errors name the file and the tensor. With train_base
+  // false the weights are frozen from the start: no gradient memory is ever allocated for them
+  // (for LoRA and prompt tuning, hone/peft.h).
+  static Model load(const std::string& dir, DType dtype = DType::f32, bool train_base = true);
   // A model of the architecture described by a config.json text, with normal(0, std) weights
   // drawn from Philox(seed), norms at one and biases at zero.
   static Model from_config(const std::string& config_json, std::uint64_t seed, double std = 0.02,
-                           DType dtype = DType::f32);
+                           DType dtype = DType::f32, bool train_base = true);
 
   // Writes config.json and the weights in Hugging Face names and layouts, in `storage`
   // (default: the dtype config.json names). Files appear whole or not at all.

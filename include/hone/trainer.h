@@ -1,6 +1,7 @@
-// hone::Trainer: full fine-tuning of a hone::Model with AdamW (fp32 master weights), learning-rate
+// hone::Trainer: fine-tuning of a hone::Model with AdamW (fp32 master weights), learning-rate
 // schedules, token-weighted gradient accumulation, clipping, evaluation, atomic checkpoints that
-// resume bit-exactly, and JSONL metrics.
+// resume bit-exactly, and JSONL metrics. It trains every weight, or — when an adapter is attached
+// (hone/peft.h: LoRA, prompt tuning) — only the adapter, with optimizer state for it alone.
 //
 //   hone::Model model = hone::Model::load("llama-dir");
 //   hone::Tokenizer tok = hone::Tokenizer::from_dir("llama-dir");
@@ -138,12 +139,13 @@ class Trainer {
   // start each time); nullopt without an eval source.
   std::optional<double> evaluate();
 
-  // Writes output_dir/checkpoint-<step> (model weights in Hugging Face layout, optimizer state,
-  // trainer_state.json) through a temporary folder renamed into place, then keeps the last
+  // Writes output_dir/checkpoint-<step> (model weights in Hugging Face layout, or the adapter in
+  // PEFT's format; optimizer state; trainer_state.json) through a temporary folder renamed into place, then keeps the last
   // keep_last. Returns its path.
   std::string save_checkpoint();
-  // Continues from a checkpoint folder: weights, AdamW moments, step, data position and the
-  // packer's pending examples; the next steps equal those of the uninterrupted run bitwise.
+  // Continues from a checkpoint folder: weights (or the adapter's tensors, into the adapter
+  // attached with the same options), AdamW moments, step, data position and the packer's
+  // pending examples; the next steps equal those of the uninterrupted run bitwise.
   void resume(const std::string& checkpoint_dir);
 
   std::int64_t current_step() const;

@@ -1,0 +1,31 @@
+// Prompt tuning: Nv trainable embeddings (Nv, D) placed before every sequence (the Transformer
+// splices them in and shifts positions); only they are trained.
+#pragma once
+#include <vector>
+
+#include "hone/peft.h"
+#include "model/transformer.h"
+
+namespace hone::peft {
+
+class PromptAdapter : public model::Adapter {
+ public:
+  // Zero embeddings of the base's width and dtype.
+  PromptAdapter(const model::Transformer& base, const PromptTuningConfig& config);
+  // PEFT's initialisations (see PromptInit); `tokenizer` is needed for PromptInit::text.
+  void init(const model::Transformer& base, const Tokenizer* tokenizer);
+
+  const Tensor& params() const override { return params_; }
+  const Tensor& grads() const override { return grads_; }
+  const std::vector<model::Param>& named_params() const override { return named_; }  // "prompt_embeddings"
+  Tensor prompt() const override { return named_[0].value; }
+  void prompt_bwd(const Tensor& dprompt) override;
+  const PromptTuningConfig& config() const { return config_; }
+
+ private:
+  PromptTuningConfig config_;
+  Tensor params_, grads_;
+  std::vector<model::Param> named_;
+};
+
+}  // namespace hone::peft
