@@ -26,6 +26,8 @@ struct TrainOptions {
   std::string model, data, eval_data, output, resume;
   std::string format = "auto", truncation = "truncate", backend = "cpu", schedule = "cosine";
   bool loss_on_prompt = false, skip_bad_lines = false, no_packing = false, quiet = false;
+  bool activation_checkpointing = false;
+  std::int64_t loss_chunk = 1024;
   std::int64_t max_length = 0, steps = 0, warmup = 0, batch = 8, seq_len = 512, grad_accum = 1;
   std::int64_t save_every = 0, keep = 2, eval_every = 0, eval_batches = 4;
   double epochs = 1.0, lr = 2e-5, min_lr_ratio = 0.0, weight_decay = 0.0, max_grad_norm = 1.0;
@@ -146,6 +148,8 @@ int run_train(const TrainOptions& o) {
   c.seq_len = o.seq_len;
   c.grad_accum = o.grad_accum;
   c.packing = !o.no_packing;
+  c.activation_checkpointing = o.activation_checkpointing;
+  c.loss_chunk = o.loss_chunk;
   c.eval_every = eval ? (o.eval_every > 0 ? o.eval_every : 0) : 0;
   c.eval_batches = o.eval_batches;
   c.output_dir = o.output;
@@ -233,6 +237,10 @@ void add_train_command(CLI::App& app) {
   t->add_option("--seq-len", o->seq_len, "tokens per row")->check(CLI::Range(2, 1 << 20));
   t->add_option("--grad-accum", o->grad_accum, "micro-batches per optimizer step")->check(CLI::PositiveNumber);
   t->add_flag("--no-packing", o->no_packing, "one example per row instead of packing whole examples");
+  t->add_flag("--activation-checkpointing", o->activation_checkpointing,
+              "keep only each block's input; recompute the block in backward (less memory)");
+  t->add_option("--loss-chunk", o->loss_chunk, "tokens whose logits are formed at once in the loss")
+      ->check(CLI::PositiveNumber);
   t->add_option("--backend", o->backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   t->add_option("--resume", o->resume, "a checkpoint folder, or auto: the newest in --output");
   t->add_option("--save-every", o->save_every, "checkpoint every N steps (0: none)")->check(CLI::NonNegativeNumber);

@@ -21,6 +21,7 @@ bool is_gpt2(const TransformerConfig& c) { return c.family == Family::gpt2; }
 // Saved activations of one layer (N tokens).
 struct Transformer::Layer {
   Tensor x, h1, mean1, rstd1, q_raw, k_raw, rstd_q, rstd_k, q, k, v, o, lse, x1, h2, mean2, rstd2, g, u, s;
+  void keep_input_only() { *this = Layer{x, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}; }
 };
 struct Transformer::Acts {
   Tensor ids, positions, cu_seqlens;  // as run: with virtual tokens when there is a prompt
@@ -239,6 +240,26 @@ void Transformer::init_random(std::uint64_t seed, double std) {
 }
 
 Tensor Transformer::forward(const Batch& batch) {
+  forward_trunk(batch);
+  const Acts& a = *acts_;
+  Tensor logits = Tensor::empty({a.h_real.size(0), config_.vocab_size}, dtype_);
+  ops::matmul(a.h_real, param(config_.tie_word_embeddings ? "embed" : "lm_head"), logits, kLinear);
+  return logits;
+}
+
+void Transformer::norm_fwd(const Tensor& in, const std::string& w, Tensor& out, Tensor& mean, Tensor& rstd) const {
+  const std::int64_t rows = in.numel() / in.size(-1);
+  out = Tensor::empty(in.shape(), dtype_);
+  rstd = Tensor::empty({rows}, dtype_);
+  if (is_gpt2(config_)) {
+    mean = Tensor::empty({rows}, dtype_);
+    ops::layernorm_fwd(in, param(w), param(w + "_b"), config_.norm_eps, out, mean, rstd);
+  } else {
+    ops::rmsnorm_fwd(in, param(w), config_.norm_eps, out, rstd);
+  }
+}
+
+void Transformer::forward_trunk(const Batch& batch) {
   const TransformerConfig& c = config_;
   HONE_CHECK(batch.ids.defined() && batch.ids.dtype() == DType::i64 && (batch.ids.ndim() == 1 || batch.ids.ndim() == 2),
              kOp, "ids must be i64 (N) or (B, T); got ", batch.ids.str());
@@ -286,21 +307,13 @@ Tensor Transformer::forward(const Batch& batch) {
     a.cu_seqlens = Tensor::from_vector<std::int32_t>({static_cast<std::int64_t>(cu_run.size())}, cu_run);
   }
   const std::int64_t M = a.positions.numel();  // tokens run: N plus the virtual ones
-  const auto cu = a.cu_seqlens.to_vector<std::int64_t>();
-  for (std::size_t s = 1; s < cu.size(); ++s) {
-    const std::int64_t len = cu[s] - cu[s - 1];
-    HONE_CHECK(c.sliding_window == 0 || len <= c.sliding_window, kOp, "sequence ", s - 1, " has ", len,
-               " tokens, more than the sliding window ", c.sliding_window, " (windowed attention is not supported yet)");
-  }
   const auto pos = a.positions.to_vector<std::int64_t>();
   for (std::int64_t i = 0; i < M; ++i)
     HONE_CHECK(pos[i] >= 0 && pos[i] < c.max_position_embeddings, kOp, "position ", pos[i], " of token ", i,
                " is outside [0, ", c.max_position_embeddings, ")",
                a.n_virtual ? cat(" (", a.n_virtual, " virtual tokens come first)") : std::string());
 
-  const std::int64_t F = c.intermediate_size, H = c.num_heads, KV = c.num_kv_heads, hd = c.head_dim;
   auto act = [&](const Shape& s) { return Tensor::empty(s, dtype_); };
-  const ops::AttentionArgs attn{0.0, true, a.cu_seqlens};
 
   Tensor x = act({M, D});
   if (a.n_virtual == 0) {
@@ -320,65 +333,15 @@ Tensor Transformer::forward(const Batch& batch) {
     ops::embedding_fwd(a.positions, param("pos_embed"), pe);
     ops::add_(x, pe);
   }
-  auto norm = [&](const Tensor& in, const std::string& w, Tensor& out, Tensor& mean, Tensor& rstd) {
-    const std::int64_t rows = in.numel() / in.size(-1);
-    out = act(in.shape());
-    rstd = act({rows});
-    if (is_gpt2(c)) {
-      mean = act({rows});
-      ops::layernorm_fwd(in, param(w), param(w + "_b"), c.norm_eps, out, mean, rstd);
-    } else {
-      ops::rmsnorm_fwd(in, param(w), c.norm_eps, out, rstd);
-    }
-  };
-
   a.layers.resize(static_cast<std::size_t>(c.num_layers));
   for (std::int64_t l = 0; l < c.num_layers; ++l) {
-    const std::string p = layer_prefix(l);
     Layer& s = a.layers[static_cast<std::size_t>(l)];
     s.x = x;
-    norm(s.x, p + "norm1", s.h1, s.mean1, s.rstd1);
-    s.q = act({M, H, hd});
-    s.k = act({M, KV, hd});
-    s.v = act({M, KV, hd});
-    linear_fwd(l, {Proj::q, Proj::k, Proj::v}, s.h1,
-               {s.q.view({M, H * hd}), s.k.view({M, KV * hd}), s.v.view({M, KV * hd})});
-    if (c.qk_norm) {  // Qwen3: RMSNorm over each head's hd values before RoPE
-      s.q_raw = s.q.clone();
-      s.k_raw = s.k.clone();
-      s.rstd_q = act({M * H});
-      s.rstd_k = act({M * KV});
-      ops::rmsnorm_fwd(s.q_raw.view({M * H, hd}), param(p + "q_norm"), c.norm_eps, s.q.view({M * H, hd}), s.rstd_q);
-      ops::rmsnorm_fwd(s.k_raw.view({M * KV, hd}), param(p + "k_norm"), c.norm_eps, s.k.view({M * KV, hd}), s.rstd_k);
-    }
-    if (!is_gpt2(c)) {
-      ops::rope_fwd(s.q, a.positions, c.rope, s.q);
-      ops::rope_fwd(s.k, a.positions, c.rope, s.k);
-    }
-    s.o = act({M, H, hd});
-    s.lse = act({H, M});
-    ops::attention_fwd(s.q, s.k, s.v, attn, s.o, s.lse);
-    s.x1 = s.x.clone();
-    Tensor t = act({M, D});
-    linear_fwd(l, {Proj::o}, s.o.view({M, H * hd}), {t});
-    ops::add_(s.x1, t);
-    norm(s.x1, p + "norm2", s.h2, s.mean2, s.rstd2);
-    s.u = act({M, F});
-    s.s = act({M, F});
-    if (is_gpt2(c)) {
-      linear_fwd(l, {Proj::up}, s.h2, {s.u});
-      ops::gelu_fwd(s.u, s.s);
-    } else {
-      s.g = act({M, F});
-      linear_fwd(l, {Proj::gate, Proj::up}, s.h2, {s.g, s.u});
-      ops::swiglu_fwd(s.g, s.u, s.s);
-    }
-    x = s.x1.clone();
-    linear_fwd(l, {Proj::down}, s.s, {t});
-    ops::add_(x, t);
+    block_fwd(l, s, x);
+    if (checkpointing_) s.keep_input_only();  // recomputed in backward
   }
   a.x_final = x;
-  norm(x, "final_norm", a.h_final, a.mean_final, a.rstd_final);
+  norm_fwd(x, "final_norm", a.h_final, a.mean_final, a.rstd_final);
   a.h_real = a.h_final;
   if (a.n_virtual > 0) {  // the head runs on the real tokens only
     a.h_real = act({N, D});
@@ -386,30 +349,130 @@ Tensor Transformer::forward(const Batch& batch) {
       if (a.cu[s] > a.cu[s - 1])
         a.h_real.slice(a.cu[s - 1], a.cu[s]).copy_from(a.h_final.slice(a.cu_run[s - 1] + a.n_virtual, a.cu_run[s]));
   }
-  Tensor logits = act({N, c.vocab_size});
-  ops::matmul(a.h_real, param(c.tie_word_embeddings ? "embed" : "lm_head"), logits, kLinear);
-  return logits;
+}
+
+// One block: s.x in, every intermediate the backward needs in s, the block's output in x_out.
+void Transformer::block_fwd(std::int64_t l, Layer& s, Tensor& x_out) {
+  const TransformerConfig& c = config_;
+  const Acts& a = *acts_;
+  const std::int64_t M = a.positions.numel(), D = c.hidden_size, F = c.intermediate_size;
+  const std::int64_t H = c.num_heads, KV = c.num_kv_heads, hd = c.head_dim;
+  auto act = [&](const Shape& sh) { return Tensor::empty(sh, dtype_); };
+  ops::AttentionArgs attn{0.0, true, a.cu_seqlens};
+  attn.window = c.sliding_window;
+  const std::string p = layer_prefix(l);
+  norm_fwd(s.x, p + "norm1", s.h1, s.mean1, s.rstd1);
+  s.q = act({M, H, hd});
+  s.k = act({M, KV, hd});
+  s.v = act({M, KV, hd});
+  linear_fwd(l, {Proj::q, Proj::k, Proj::v}, s.h1,
+             {s.q.view({M, H * hd}), s.k.view({M, KV * hd}), s.v.view({M, KV * hd})});
+  if (c.qk_norm) {  // Qwen3: RMSNorm over each head's hd values before RoPE
+    s.q_raw = s.q.clone();
+    s.k_raw = s.k.clone();
+    s.rstd_q = act({M * H});
+    s.rstd_k = act({M * KV});
+    ops::rmsnorm_fwd(s.q_raw.view({M * H, hd}), param(p + "q_norm"), c.norm_eps, s.q.view({M * H, hd}), s.rstd_q);
+    ops::rmsnorm_fwd(s.k_raw.view({M * KV, hd}), param(p + "k_norm"), c.norm_eps, s.k.view({M * KV, hd}), s.rstd_k);
+  }
+  if (!is_gpt2(c)) {
+    ops::rope_fwd(s.q, a.positions, c.rope, s.q);
+    ops::rope_fwd(s.k, a.positions, c.rope, s.k);
+  }
+  s.o = act({M, H, hd});
+  s.lse = act({H, M});
+  ops::attention_fwd(s.q, s.k, s.v, attn, s.o, s.lse);
+  s.x1 = s.x.clone();
+  Tensor t = act({M, D});
+  linear_fwd(l, {Proj::o}, s.o.view({M, H * hd}), {t});
+  ops::add_(s.x1, t);
+  norm_fwd(s.x1, p + "norm2", s.h2, s.mean2, s.rstd2);
+  s.u = act({M, F});
+  s.s = act({M, F});
+  if (is_gpt2(c)) {
+    linear_fwd(l, {Proj::up}, s.h2, {s.u});
+    ops::gelu_fwd(s.u, s.s);
+  } else {
+    s.g = act({M, F});
+    linear_fwd(l, {Proj::gate, Proj::up}, s.h2, {s.g, s.u});
+    ops::swiglu_fwd(s.g, s.u, s.s);
+  }
+  x_out = s.x1.clone();
+  linear_fwd(l, {Proj::down}, s.s, {t});
+  ops::add_(x_out, t);
+}
+
+void Transformer::zero_grads() {
+  if (train_base()) grads_.fill(0.0);
+  if (adapter_) adapter_->grads().fill(0.0);
 }
 
 void Transformer::backward(const Tensor& dlogits, bool accumulate) {
   HONE_CHECK(acts_ != nullptr, kOp, "backward without a forward");
   const TransformerConfig& c = config_;
   const Acts& a = *acts_;
-  const std::int64_t N = a.h_real.size(0), M = a.positions.numel(), D = c.hidden_size, F = c.intermediate_size;
-  const std::int64_t H = c.num_heads, KV = c.num_kv_heads, hd = c.head_dim;
+  const std::int64_t N = a.h_real.size(0);
   HONE_CHECK(dlogits.shape() == (Shape{N, c.vocab_size}) && dlogits.dtype() == dtype_, kOp, "dlogits is ",
              dlogits.str(), "; expected (", N, ", ", c.vocab_size, ") ", dtype_name(dtype_));
+  HONE_CHECK(train_base() || adapter_, kOp, "backward with a frozen base and no adapter: nothing to train");
+  if (!accumulate) zero_grads();  // parameter gradients accumulate (+=) below
+  const std::string head = c.tie_word_embeddings ? "embed" : "lm_head";
+  Tensor dh = Tensor::zeros({N, c.hidden_size}, dtype_);
+  ops::matmul_bwd(a.h_real, param(head), dlogits, dh, train_base() ? grad(head) : Tensor(), kLinear);
+  backward_trunk(dh);
+}
+
+double Transformer::loss(const Batch& batch, const Tensor& targets, double scale, bool backward, bool accumulate,
+                         std::int64_t ignore_index, std::int64_t chunk) {
+  const TransformerConfig& c = config_;
+  HONE_CHECK(chunk >= 1, kOp, "loss chunk is ", chunk, "; it must be positive");
+  HONE_CHECK(!backward || train_base() || adapter_, kOp, "backward with a frozen base and no adapter: nothing to train");
+  forward_trunk(batch);
+  const Acts& a = *acts_;
+  const std::int64_t N = a.h_real.size(0), V = c.vocab_size;
+  HONE_CHECK(targets.defined() && targets.numel() == N && (targets.dtype() == DType::i64 || targets.dtype() == DType::i32),
+             kOp, "targets must be i32/i64 with one entry per token (", N, "); got ", targets.defined() ? targets.str() : "none");
+  if (backward && !accumulate) zero_grads();
+  const std::string head = c.tie_word_embeddings ? "embed" : "lm_head";
+  const Tensor& w = param(head);
+  const Tensor dw = backward && train_base() ? grad(head) : Tensor();
+  Tensor dh = backward ? Tensor::zeros({N, c.hidden_size}, dtype_) : Tensor();
+  ops::CrossEntropyArgs ce;
+  ce.ignore_index = ignore_index;
+  double total = 0;  // over chunks in order, each summed in order: deterministic
+  for (std::int64_t r0 = 0; r0 < N; r0 += chunk) {
+    const std::int64_t r1 = std::min(N, r0 + chunk), n = r1 - r0;
+    const Tensor h = a.h_real.slice(r0, r1), t = targets.view({N}).slice(r0, r1);
+    const Tensor logits = Tensor::empty({n, V}, dtype_), losses = Tensor::empty({n}, dtype_),
+                 lse = Tensor::empty({n}, dtype_);
+    ops::matmul(h, w, logits, kLinear);
+    ops::cross_entropy_fwd(logits, t, ce, losses, lse);
+    const Tensor l64 = losses.to(DType::f64);
+    double sum = 0;
+    for (std::int64_t i = 0; i < n; ++i) sum += l64.data<double>()[i];
+    total += scale * sum;
+    if (backward) {
+      const Tensor dlogits = Tensor::empty({n, V}, dtype_);
+      ops::cross_entropy_bwd(Tensor::full({n}, scale, dtype_), logits, t, lse, ce, dlogits);
+      ops::matmul_bwd(h, w, dlogits, dh.slice(r0, r1), dw, kLinear);
+    }
+  }
+  if (backward) backward_trunk(dh);
+  return total;
+}
+
+void Transformer::backward_trunk(Tensor dh) {
+  const TransformerConfig& c = config_;
+  Acts& a = *acts_;
+  const std::int64_t N = a.h_real.size(0), M = a.positions.numel(), D = c.hidden_size, F = c.intermediate_size;
+  const std::int64_t H = c.num_heads, KV = c.num_kv_heads, hd = c.head_dim;
   const bool train = train_base();
-  HONE_CHECK(train || adapter_, kOp, "backward with a frozen base and no adapter: nothing to train");
   auto act = [&](const Shape& s) { return Tensor::empty(s, dtype_); };
   auto zeros = [&](const Shape& s) { return Tensor::zeros(s, dtype_); };
   // A frozen parameter's gradient is undefined: the ops skip it.
   auto grad_of = [&](const std::string& name) { return train ? grad(name) : Tensor(); };
-  const ops::AttentionArgs attn{0.0, true, a.cu_seqlens};
-  if (!accumulate) {  // parameter gradients accumulate (+=) below
-    if (train) grads_.fill(0.0);
-    if (adapter_) adapter_->grads().fill(0.0);
-  }
+  ops::AttentionArgs attn{0.0, true, a.cu_seqlens};
+  attn.window = c.sliding_window;
 
   // Norm backward: dx (=) from dy; weight (and GPT-2 bias) gradients (+=).
   auto norm_bwd = [&](const Tensor& dy, const Tensor& x, const std::string& w, const Tensor& mean,
@@ -420,9 +483,6 @@ void Transformer::backward(const Tensor& dlogits, bool accumulate) {
       ops::rmsnorm_bwd(dy, x, param(w), rstd, dx, grad_of(w));
   };
 
-  const std::string head = c.tie_word_embeddings ? "embed" : "lm_head";
-  Tensor dh = zeros({N, D});
-  ops::matmul_bwd(a.h_real, param(head), dlogits, dh, grad_of(head), kLinear);
   if (a.n_virtual > 0) {  // virtual tokens have no logits: zero gradient at their rows
     Tensor dh_run = zeros({M, D});
     for (std::size_t s = 1; s < a.cu.size(); ++s)
@@ -435,7 +495,11 @@ void Transformer::backward(const Tensor& dlogits, bool accumulate) {
 
   for (std::int64_t l = c.num_layers - 1; l >= 0; --l) {
     const std::string p = layer_prefix(l);
-    const Layer& s = a.layers[static_cast<std::size_t>(l)];
+    Layer& s = a.layers[static_cast<std::size_t>(l)];
+    if (checkpointing_) {  // the block's intermediates again, from its saved input
+      Tensor unused;
+      block_fwd(l, s, unused);
+    }
     // MLP: x2 = x1 + down(act(h2)), h2 = norm2(x1).
     Tensor ds = zeros({M, F}), du = act({M, F}), dh2 = zeros({M, D});
     linear_bwd(l, {Proj::down}, s.s, {dx}, ds);
@@ -475,6 +539,7 @@ void Transformer::backward(const Tensor& dlogits, bool accumulate) {
     norm_bwd(dh1, s.x, p + "norm1", s.mean1, s.rstd1, dx0);
     ops::add_(dx0, dx1);  // residual
     dx = dx0;
+    if (checkpointing_) s.keep_input_only();
   }
   if (a.n_virtual == 0) {
     if (train) ops::embedding_bwd(a.ids, dx, grad("embed"));

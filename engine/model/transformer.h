@@ -92,6 +92,18 @@ class Transformer {
   // overwritten, or added to those already there with `accumulate`. A frozen base computes
   // input gradients only (no weight gradient is formed).
   void backward(const Tensor& dlogits, bool accumulate = false);
+  // The next-token loss without materialising all logits: Σ_n scale · CE(logits[n], targets[n])
+  // over the tokens whose target is not `ignore_index`, the logits formed `chunk` rows at a time.
+  // With `backward`, the gradients too (those of backward() with dlogits = scale · (softmax −
+  // onehot) on the counted rows), overwritten or accumulated. Equals forward + cross-entropy
+  // (+ backward) up to rounding; memory holds one chunk of logits instead of N × V.
+  double loss(const Batch& batch, const Tensor& targets, double scale, bool backward, bool accumulate = false,
+              std::int64_t ignore_index = -100, std::int64_t chunk = 1024);
+  // Activation checkpointing: forward keeps only each block's input and backward recomputes the
+  // block before differentiating it — activation memory of L·N·D instead of all the blocks'
+  // intermediates, for one more forward of the blocks. The results are bitwise the same.
+  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+  bool activation_checkpointing() const { return checkpointing_; }
 
   // Frozen (false): the gradient slab is released and backward forms no weight gradient;
   // trainable (true): a zero gradient slab is allocated.
@@ -124,6 +136,12 @@ class Transformer {
  private:
   struct Layer;
   struct Acts;
+  void forward_trunk(const Batch& batch);            // up to the final hidden states (h_real)
+  void block_fwd(std::int64_t l, Layer& s, Tensor& x_out);  // s.x is the block's input
+  void norm_fwd(const Tensor& in, const std::string& w, Tensor& out, Tensor& mean, Tensor& rstd) const;
+  void zero_grads();
+  void backward_trunk(Tensor dh);                    // from d(h_real)
+  bool checkpointing_ = false;
   void build_views(bool train_base);
   const Tensor& param(const std::string& name) const;
   const Tensor& grad(const std::string& name) const;

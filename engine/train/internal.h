@@ -22,10 +22,6 @@ struct MicroBatch {
 };
 MicroBatch micro_batch(const data::PackedBatch& b, std::int64_t row_begin, std::int64_t row_end);
 
-// Σ losses and dlogits of the model's next-token cross-entropy on `mb` (forward already run
-// into `logits`), each loss token weighted by `scale`.
-double loss_and_dlogits(const Tensor& logits, const MicroBatch& mb, double scale, const Tensor& dlogits);
-double loss_sum(const Tensor& logits, const MicroBatch& mb);
 
 // Checkpoint folder contents besides the weights.
 struct SavedState {

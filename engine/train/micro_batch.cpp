@@ -1,4 +1,4 @@
-// Micro-batches of a packed batch and the next-token cross-entropy over them.
+// Micro-batches of a packed batch: the model's input rows and their next-token targets.
 #include <algorithm>
 
 #include "hone/error.h"
@@ -31,37 +31,6 @@ MicroBatch micro_batch(const data::PackedBatch& b, std::int64_t row_begin, std::
     mb.loss_tokens += t[n] != data::kIgnoreLabel;
   }
   return mb;
-}
-
-namespace {
-
-double forward_losses(const Tensor& logits, const MicroBatch& mb, const Tensor& lse) {
-  const std::int64_t N = logits.size(0);
-  const Tensor losses = Tensor::empty({N}, logits.dtype());
-  ops::CrossEntropyArgs args;
-  args.ignore_index = data::kIgnoreLabel;
-  ops::cross_entropy_fwd(logits, mb.targets, args, losses, lse);
-  double sum = 0;  // in a fixed order
-  const Tensor l64 = losses.to(DType::f64);
-  for (std::int64_t n = 0; n < N; ++n) sum += l64.data<double>()[n];
-  return sum;
-}
-
-}  // namespace
-
-double loss_sum(const Tensor& logits, const MicroBatch& mb) {
-  const Tensor lse = Tensor::empty({logits.size(0)}, logits.dtype());
-  return forward_losses(logits, mb, lse);
-}
-
-double loss_and_dlogits(const Tensor& logits, const MicroBatch& mb, double scale, const Tensor& dlogits) {
-  const std::int64_t N = logits.size(0);
-  const Tensor lse = Tensor::empty({N}, logits.dtype());
-  const double sum = forward_losses(logits, mb, lse);
-  ops::CrossEntropyArgs args;
-  args.ignore_index = data::kIgnoreLabel;
-  ops::cross_entropy_bwd(Tensor::full({N}, scale, logits.dtype()), logits, mb.targets, lse, args, dlogits);
-  return sum;
 }
 
 }  // namespace hone::train

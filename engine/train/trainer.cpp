@@ -46,6 +46,7 @@ void validate(const TrainConfig& c) {
   };
   positive("lr", c.lr);
   positive("batch_rows", static_cast<double>(c.batch_rows));
+  positive("loss_chunk", static_cast<double>(c.loss_chunk));
   positive("grad_accum", static_cast<double>(c.grad_accum));
   HONE_CHECK(c.seq_len >= 2, "train", "config 'seq_len' is ", c.seq_len, "; it must be at least 2");
   HONE_CHECK(c.steps >= 0, "train", "config 'steps' is ", c.steps, "; it must not be negative");
@@ -103,6 +104,7 @@ Trainer::Trainer(Model& model, ExampleSource& train, TrainConfig config, std::in
                  Communicator* comm) {
   validate(config);
   s_ = std::make_unique<State>(model, train, std::move(config), pad_id, eval, comm);
+  model.transformer().set_activation_checkpointing(s_->config.activation_checkpointing);
   if (!s_->comm) {
     s_->own_comm = make_single_process_communicator();
     s_->comm = s_->own_comm.get();
@@ -144,10 +146,8 @@ StepMetrics Trainer::step() {
     if (mb.loss_tokens == 0) continue;  // padding rows or prompts only: no gradient
     // Adapter dropout draws from a stream keyed by (step, micro-batch): a resumed run repeats it.
     if (t.adapter()) t.adapter()->set_training(true, static_cast<std::uint64_t>(s.step * c.grad_accum + micro));
-    const Tensor logits = t.forward(mb.batch);
-    const Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype());
-    loss_sum += train::loss_and_dlogits(logits, mb, scale, dlogits);
-    t.backward(dlogits, have_grads);
+    // The loss in chunks of logits (never N × V at once), with its backward; scaled sums.
+    loss_sum += t.loss(mb.batch, mb.targets, scale, true, have_grads, data::kIgnoreLabel, c.loss_chunk);
     have_grads = true;
   }
   if (t.adapter()) t.adapter()->set_training(false, 0);
@@ -158,7 +158,7 @@ StepMetrics Trainer::step() {
 
   StepMetrics m;
   m.step = step_no;
-  m.loss = loss_sum * scale;
+  m.loss = loss_sum;  // already weighted by 1 / loss tokens
   HONE_CHECK(std::isfinite(m.loss), "train", "step ", step_no, ": the loss is ", m.loss,
              "; stopping (the first non-finite gradient is ", first_bad_gradient(t), ")");
   m.grad_norm = c.max_grad_norm > 0 ? ops::clip_grad_norm({grads}, c.max_grad_norm) : ops::grad_norm({grads});
@@ -210,7 +210,7 @@ std::optional<double> Trainer::evaluate() {
     if (batch.examples == 0) break;
     const train::MicroBatch mb = train::micro_batch(batch, 0, c.batch_rows);
     if (mb.loss_tokens == 0) continue;
-    sums[0] += train::loss_sum(s.t().forward(mb.batch), mb);
+    sums[0] += s.t().loss(mb.batch, mb.targets, 1.0, false, false, data::kIgnoreLabel, c.loss_chunk);
     sums[1] += static_cast<double>(mb.loss_tokens);
   }
   s.eval->seek(saved);

@@ -51,6 +51,11 @@ struct TrainConfig {
   std::int64_t seq_len = 512;
   std::int64_t grad_accum = 1;
   bool packing = true;
+  // Memory: the loss forms logits loss_chunk tokens at a time; activation checkpointing keeps
+  // only each block's input and recomputes the block in backward (same results, one more
+  // forward of the blocks).
+  std::int64_t loss_chunk = 1024;
+  bool activation_checkpointing = false;
   // Evaluation on the held-out source every eval_every steps (0: only when asked).
   std::int64_t eval_every = 0;
   std::int64_t eval_batches = 4;

@@ -18,7 +18,7 @@ for w in red green blue cat dog sun moon tree red blue; do
 done > train.jsonl
 
 "$hone" train --method full --model tiny --data train.jsonl --output out --steps 6 --batch 2 --seq-len 24 \
-  --lr 1e-3 --save-every 3 --keep 2 --quiet > train.log 2>&1 || { cat train.log; fail "train"; }
+  --lr 1e-3 --save-every 3 --keep 2 --activation-checkpointing --loss-chunk 16 --quiet > train.log 2>&1 || { cat train.log; fail "train"; }
 for f in config.json model.safetensors tokenizer.json tokenizer_config.json metrics.jsonl \
          checkpoint-3/model.safetensors checkpoint-6/optimizer.safetensors checkpoint-6/trainer_state.json; do
   [ -f "out/$f" ] || fail "out/$f missing"

@@ -367,3 +367,23 @@ TEST_CASE("a fine-tuned model saved as a Hugging Face folder loads back with ide
   CHECK(values(loaded) == values(model));
   CHECK(loaded.greedy(ids, 5) == model.greedy(ids, 5));
 }
+
+TEST_CASE("activation checkpointing and the loss chunk leave training bitwise unchanged", "[cpu]") {
+  std::vector<std::vector<float>> runs;
+  for (const auto& [ckpt, chunk] : {std::pair<bool, int>{false, 1024}, {true, 1024}, {true, 7}}) {
+    Model model = Model::from_config(kTinyLlama, 5, 0.1);
+    VectorSource source(examples(20, 9), 3);
+    TrainConfig c = small_config();
+    c.steps = 3;
+    c.activation_checkpointing = ckpt;
+    c.loss_chunk = chunk;
+    Trainer trainer(model, source, c, 0);
+    CHECK(model.transformer().activation_checkpointing() == ckpt);
+    trainer.train();
+    runs.push_back(values(model));
+  }
+  CHECK(runs[1] == runs[0]);
+  // Another chunk size changes only the rounding of the head's weight gradient sums.
+  REQUIRE(runs[2].size() == runs[0].size());
+  for (std::size_t i = 0; i < runs[0].size(); ++i) REQUIRE(runs[2][i] == Approx(runs[0][i]).margin(1e-5));
+}
