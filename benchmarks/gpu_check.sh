@@ -99,15 +99,15 @@ else
     tail -n 20 "$work/configure.log"
     die "configure failed (missing dependencies? build a bundle elsewhere with scripts/build_gpu_bundle.sh)"
   fi
-  targets=(bench_gpu)
+  targets=(bench_gpu bench_gpu_kernels)
   for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
   if ! cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)" >"$work/build.log" 2>&1; then
     tail -n 30 "$work/build.log"
     die "build failed"
   fi
   mkdir -p "$work/bin"
-  cp "$build_dir/benchmarks/bench_gpu" "$work/bin/"
-  for t in "${targets[@]:1}"; do cp "$build_dir/tests/$t" "$work/bin/"; done
+  cp "$build_dir/benchmarks/bench_gpu" "$build_dir/benchmarks/bench_gpu_kernels" "$work/bin/"
+  for t in "${targets[@]:2}"; do cp "$build_dir/tests/$t" "$work/bin/"; done
   bin="$work/bin"
   log "gpu_check: built in $(elapsed) s"
 fi
@@ -165,6 +165,12 @@ bench_ok=1
 if ! timeout $(( quick ? 90 : 200 )) "$bin/bench_gpu" "${bench_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
   bench_ok=0
   log "gpu_check: bench_gpu FAILED"
+fi
+# The memory-bound kernels: GB/s against the copy measured in the same run.
+kernels_args=(--json "$work/bench_gpu_kernels.json"); (( quick )) && kernels_args+=(--quick)
+if [[ -x "$bin/bench_gpu_kernels" ]] && ! timeout $(( quick ? 60 : 120 )) "$bin/bench_gpu_kernels" "${kernels_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
+  bench_ok=0
+  log "gpu_check: bench_gpu_kernels FAILED"
 fi
 
 # torch.matmul at the same shapes, for a third figure (skipped without torch).
@@ -257,7 +263,8 @@ for a in bench.get("attention", []):
         cells.append(f"{f(h, 7)}{f(c, 7)}{f(r, 7, 2)}{f(t.get('flash2_' + d + '_tflops'), 7)}")
     shape = f"{a['batch']}×{a['seq']}×{a['heads']}"
     print(f"{a['name']:<25}{shape:<17}{cells[0]} |{cells[1]}")
-for b in bench["bandwidth"]:
+kp = os.path.join(work, "bench_gpu_kernels.json")
+for b in bench["bandwidth"] + (json.load(open(kp))["bandwidth"] if os.path.exists(kp) else []):
     moved = f"{b['bytes'] / 1e9:.2f} GB moved"
     print(f"{b['name']:<19}{moved:<26}{b['gbps']:9.0f} GB/s (read + write, {b.get('of_copy', 1):.0%} of copy)")
 json.dump({"gpu": gpu, "tests_passed": passed, "tests_failed": failed, "bench": bench,
@@ -272,7 +279,7 @@ log "gpu_check: done in $(elapsed) s"
 
 if [[ -n "$out_dir" ]]; then
   mkdir -p "$out_dir"
-  for f in gpu_check.log gpu_check.json bench_gpu.json torch.json; do
+  for f in gpu_check.log gpu_check.json bench_gpu.json bench_gpu_kernels.json torch.json; do
     [[ -f "$work/$f" ]] && cp "$work/$f" "$out_dir/"
   done
   # One file for all test logs: what comes back from a device run is limited in count.

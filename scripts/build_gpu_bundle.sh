@@ -41,14 +41,14 @@ cmake_args=(-S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DHONE_CUDA=ON
 command -v ninja >/dev/null && cmake_args+=(-G Ninja)
 cmake "${cmake_args[@]}" >/dev/null
 
-targets=(bench_gpu)
+targets=(bench_gpu bench_gpu_kernels)
 for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
 cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)"
 
 rm -rf "$out/bin"
 mkdir -p "$out/bin"
-cp "$build_dir/benchmarks/bench_gpu" "$out/bin/"
-for t in "${targets[@]:1}"; do cp "$build_dir/tests/$t" "$out/bin/"; done
+cp "$build_dir/benchmarks/bench_gpu" "$build_dir/benchmarks/bench_gpu_kernels" "$out/bin/"
+for t in "${targets[@]:2}"; do cp "$build_dir/tests/$t" "$out/bin/"; done
 strip --strip-unneeded "$out"/bin/*
 {
   echo "hone $(git describe --always --dirty 2>/dev/null || echo unknown), built $(date -u +%Y-%m-%dT%H:%MZ), sm_90a, nvcc $(nvcc --version | grep -o 'release [0-9.]*' | cut -d' ' -f2)"

@@ -1,6 +1,8 @@
 // Argument validation helpers for the op dispatchers.
 #include "ops/check.h"
 
+#include "core/caching_allocator.h"
+
 namespace hone::ops {
 
 void expect_defined(std::string_view op, std::string_view name, const Tensor& t) {
@@ -52,6 +54,45 @@ std::string described(std::string_view name, const Tensor& t) {
 
 void no_cuda_kernel(std::string_view op) {
   fail(op, "no CUDA kernel for this op yet; run it on the cpu device");
+}
+
+void cuda_unavailable(std::string_view op, std::string_view family) {
+#ifdef HONE_WITH_CUDA
+  fail(op, cat("got a CUDA tensor but the '", family,
+               "' kernels are not compiled into this build (HONE_KERNEL_FAMILIES)"));
+#else
+  (void)family;
+  fail(op, "got a CUDA tensor but hone was built without CUDA; run it on the cpu device");
+#endif
+}
+
+void expect_cuda_dtype(std::string_view op, std::string_view name, const Tensor& t,
+                       std::initializer_list<DType> allowed) {
+  expect_defined(op, name, t);
+  for (DType d : allowed)
+    if (t.dtype() == d) return;
+  std::string list;
+  std::size_t i = 0;
+  for (DType d : allowed) {
+    if (i > 0) list += i + 1 == allowed.size() ? " or " : ", ";
+    list += dtype_name(d);
+    ++i;
+  }
+  fail(op, cat("argument '", name, "' has dtype ", dtype_name(t.dtype()), "; expected ", list,
+               " on ", t.device().str()));
+}
+
+DeviceScratch::DeviceScratch(int device, std::size_t bytes) : device_(device), bytes_(bytes) {
+  if (bytes > 0) ptr_ = cuda_allocator(device).allocate(bytes);
+}
+
+DeviceScratch::~DeviceScratch() {
+  if (!ptr_) return;
+  try {
+    cuda_allocator(device_).deallocate(ptr_);
+  } catch (...) {
+    // Destructors never throw; the allocator existed when the block was taken from it.
+  }
 }
 
 }  // namespace hone::ops

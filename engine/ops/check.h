@@ -1,6 +1,9 @@
 // Argument validation shared by the op dispatchers: every failure names the op, the argument
-// and the offending value (shape, dtype or device).
+// and the offending value (shape, dtype or device); and what the CUDA branches share (dtype
+// rules of the kernels, workspace from the device's caching allocator). No CUDA types here.
 #pragma once
+#include <cstddef>
+#include <initializer_list>
 #include <string_view>
 
 #include "hone/tensor.h"
@@ -26,6 +29,34 @@ std::string described(std::string_view name, const Tensor& t);
 
 // Where an op runs: the CPU reference, or CUDA (which throws until the family's kernels exist).
 [[noreturn]] void no_cuda_kernel(std::string_view op);
+// A CUDA tensor reached `op` but its kernels are not in this build: hone was built without
+// CUDA, or HONE_KERNEL_FAMILIES left `family` (a folder of kernels/) out.
+[[noreturn]] void cuda_unavailable(std::string_view op, std::string_view family);
+
+// ---------------------------------------------------------------- CUDA branches
+// The dtypes a kernel takes for an argument on a CUDA device:
+// "[rmsnorm_fwd] argument 'x' has dtype f32; expected bf16 on cuda:0".
+void expect_cuda_dtype(std::string_view op, std::string_view name, const Tensor& t,
+                       std::initializer_list<DType> allowed);
+
+// Scratch device memory for one op's kernels (a workspace), from the device's caching allocator
+// and handed back when the op returns. The allocator is not stream-aware, so the block may go to
+// the next request at once: that is safe because ops enqueue on the device's current stream and
+// the next user's kernels queue behind these. Zero bytes allocates nothing (get() is null).
+class DeviceScratch {
+ public:
+  DeviceScratch(int device, std::size_t bytes);
+  ~DeviceScratch();
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  void* get() const { return ptr_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  int device_;
+  std::size_t bytes_;
+  void* ptr_ = nullptr;
+};
 
 // Calls f(float{}) or f(double{}) for an f32/f64 dtype.
 template <class F>

@@ -1,9 +1,21 @@
-// ops::cross_entropy_fwd / cross_entropy_bwd: argument validation and device dispatch.
+// ops::cross_entropy_fwd / cross_entropy_bwd: argument validation and device dispatch: the CPU
+// reference, or on CUDA the chunked kernels of kernels/loss (per-row values in f32).
 #include <cstdint>
 
 #include "cpu/loss.h"
 #include "ops/check.h"
 #include "ops/ops.h"
+
+// The CUDA branch needs the loss kernels in the library; engine/CMakeLists.txt defines
+// HONE_WITHOUT_KERNELS_LOSS when HONE_KERNEL_FAMILIES leaves them out.
+#if defined(HONE_WITH_CUDA) && !defined(HONE_WITHOUT_KERNELS_LOSS)
+#define HONE_CUDA_LOSS 1
+#endif
+
+#ifdef HONE_CUDA_LOSS
+#include "cuda/context.h"
+#include "kernels/loss/loss.h"
+#endif
 
 namespace hone::ops {
 
@@ -65,15 +77,83 @@ const T* optional_data(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
+// ---------------------------------------------------------------- CUDA
+// logits: bf16 or f32 (N, V); targets i32/i64 (N) on the device, not range-checked (that would
+// need a host round trip: a target outside [0, V) that is not ignore_index gives a NaN row);
+// weights, losses, lse, dlosses: f32 (N); dlogits: bf16 or f32 (N, V).
+std::int64_t check_cuda_ce_common(std::string_view op, const Tensor& logits, const Tensor& targets,
+                                  const CrossEntropyArgs& args) {
+  expect_cuda_dtype(op, "logits", logits, {DType::bf16, DType::f32});
+  expect_ndim(op, "logits", logits, 2);
+  const std::int64_t n = logits.size(0);
+  const std::int64_t vocab = logits.size(1);
+  HONE_CHECK(vocab >= 1, op, "argument 'logits' has shape ", shape_str(logits.shape()),
+             "; expected at least one class");
+  const std::string from = described("logits", logits);
+  expect_index(op, "targets", targets);
+  expect_shape(op, "targets", targets, {n}, from);
+  expect_device(op, "targets", targets, "logits", logits);
+  if (args.weights.defined()) {
+    expect_cuda_dtype(op, "weights", args.weights, {DType::f32});
+    expect_shape(op, "weights", args.weights, {n}, from);
+    expect_device(op, "weights", args.weights, "logits", logits);
+  }
+  return vocab;
+}
+
+// An f32 (N) tensor on logits' device.
+void check_cuda_row_tensor(std::string_view op, std::string_view name, const Tensor& t,
+                           const Tensor& logits) {
+  expect_cuda_dtype(op, name, t, {DType::f32});
+  expect_shape(op, name, t, {logits.size(0)}, described("logits", logits));
+  expect_device(op, name, t, "logits", logits);
+}
+
+#ifdef HONE_CUDA_LOSS
+kernels::LossType loss_type(const Tensor& t) {
+  return t.dtype() == DType::f32 ? kernels::LossType::f32 : kernels::LossType::bf16;
+}
+
+kernels::CrossEntropyParams ce_params(const Tensor& logits, const Tensor& targets,
+                                      const CrossEntropyArgs& args) {
+  kernels::CrossEntropyParams p;
+  p.rows = logits.size(0);
+  p.vocab = logits.size(1);
+  p.logits = logits.raw();
+  p.logits_type = loss_type(logits);
+  p.targets = targets.raw();
+  p.target_type =
+      targets.dtype() == DType::i32 ? kernels::LossIndexType::i32 : kernels::LossIndexType::i64;
+  p.ignore_index = args.ignore_index;
+  p.weights = args.weights.defined() ? args.weights.data<float>() : nullptr;
+  return p;
+}
+#endif
+
 }  // namespace
 
 void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
                        const Tensor& losses, const Tensor& lse) {
   constexpr std::string_view op = "cross_entropy_fwd";
+  if (logits.defined() && logits.device().is_cuda()) {
+    check_cuda_ce_common(op, logits, targets, args);
+    check_cuda_row_tensor(op, "losses", losses, logits);
+    check_cuda_row_tensor(op, "lse", lse, logits);
+#ifdef HONE_CUDA_LOSS
+    if (logits.size(0) == 0) return;
+    cuda::DeviceGuard device(logits.device().index);
+    kernels::CrossEntropyParams p = ce_params(logits, targets, args);
+    p.losses = losses.data<float>();
+    p.lse = lse.data<float>();
+    kernels::cross_entropy_fwd(p, cuda::current_stream());
+    return;
+#else
+    cuda_unavailable(op, "loss");
+#endif
+  }
   const std::int64_t vocab = check_ce_common(op, logits, targets, args);
   check_row_tensor(op, "losses", losses, logits);
   check_row_tensor(op, "lse", lse, logits);
-  if (logits.device().is_cuda()) no_cuda_kernel(op);
   check_targets_in_range(op, targets, vocab, args.ignore_index);
   const std::int64_t n = logits.size(0);
   dispatch_float(op, logits.dtype(), [&](auto tag) {
@@ -90,6 +170,28 @@ void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, const CrossE
 void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
                        const Tensor& lse, const CrossEntropyArgs& args, const Tensor& dlogits) {
   constexpr std::string_view op = "cross_entropy_bwd";
+  if (logits.defined() && logits.device().is_cuda()) {
+    check_cuda_ce_common(op, logits, targets, args);
+    check_cuda_row_tensor(op, "dlosses", dlosses, logits);
+    check_cuda_row_tensor(op, "lse", lse, logits);
+    if (!dlogits.defined()) return;  // an undefined gradient output is skipped
+    expect_cuda_dtype(op, "dlogits", dlogits, {DType::bf16, DType::f32});
+    expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
+    expect_device(op, "dlogits", dlogits, "logits", logits);
+#ifdef HONE_CUDA_LOSS
+    if (logits.size(0) == 0) return;
+    cuda::DeviceGuard device(logits.device().index);
+    kernels::CrossEntropyParams p = ce_params(logits, targets, args);
+    p.lse = lse.data<float>();
+    p.dlosses = dlosses.data<float>();
+    p.dlogits = dlogits.raw();
+    p.dlogits_type = loss_type(dlogits);
+    kernels::cross_entropy_bwd(p, cuda::current_stream());
+    return;
+#else
+    cuda_unavailable(op, "loss");
+#endif
+  }
   const std::int64_t vocab = check_ce_common(op, logits, targets, args);
   check_row_tensor(op, "dlosses", dlosses, logits);
   check_row_tensor(op, "lse", lse, logits);
@@ -97,7 +199,6 @@ void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor
   expect_dtype(op, "dlogits", dlogits, "logits", logits);
   expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
   expect_device(op, "dlogits", dlogits, "logits", logits);
-  if (logits.device().is_cuda()) no_cuda_kernel(op);
   check_targets_in_range(op, targets, vocab, args.ignore_index);
   const std::int64_t n = logits.size(0);
   dispatch_float(op, logits.dtype(), [&](auto tag) {

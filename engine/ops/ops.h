@@ -9,8 +9,11 @@
 // gradient: activation gradients overwrite, parameter gradients accumulate. An undefined
 // gradient output (Tensor{}) is skipped. Outputs must not overlap inputs unless the op says
 // so (rope allows y = x; the norms and activations read each element before writing it).
-// Statistics saved for a backward (rstd, mean, lse) are in the inputs' dtype on the CPU; the
-// bf16 CUDA kernels will keep them in f32.
+// Statistics saved for a backward (rstd, mean, lse) are in the inputs' dtype on the CPU and f32
+// on CUDA. On CUDA each family takes the dtypes its "CUDA:" line lists (parameter gradients may
+// be f32 for bf16 activations); ops enqueue on the device's current stream and return without
+// waiting, except those that return a host value (grad_norm, clip_grad_norm). Ids and targets
+// on a device are not range-checked (that would need a host wait).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -39,6 +42,8 @@ void matmul_bwd(const Tensor& a, const Tensor& b, const Tensor& dc, const Tensor
 
 // ---------------------------------------------------------------- norms
 // x: (..., D) viewed as (N, D). rstd, mean: (N).
+// CUDA: x, w, b, y, dy, dx bf16 with D ≤ 16384; rstd, mean f32; dw, db f32 or bf16 (one dtype),
+// summed deterministically.
 // RMSNorm: y = x · rstd · w, rstd = 1 / sqrt(mean(x²) + eps).
 void rmsnorm_fwd(const Tensor& x, const Tensor& w, double eps, const Tensor& y, const Tensor& rstd);
 // dx (=), dw (+=).
@@ -54,6 +59,7 @@ void layernorm_bwd(const Tensor& dy, const Tensor& x, const Tensor& w, const Ten
 // ---------------------------------------------------------------- RoPE
 // Rotary position embedding, Hugging Face's rotate-half pairing: for i < hd/2 the pair is
 // (x[i], x[i + hd/2]) rotated by angle pos · inv_freq[i].
+// CUDA: x, y, dy, dx bf16, hd ≤ 8192; positions on the device (the table is copied there once).
 struct RopeScaling {
   enum class Kind { none, llama3 };
   Kind kind = Kind::none;
@@ -74,6 +80,7 @@ void rope_fwd(const Tensor& x, const Tensor& positions, const RopeArgs& args, co
 void rope_bwd(const Tensor& dy, const Tensor& positions, const RopeArgs& args, const Tensor& dx);
 
 // ---------------------------------------------------------------- activations
+// CUDA: every tensor bf16.
 // out = silu(gate) · up, silu(g) = g · sigmoid(g). All the same shape.
 void swiglu_fwd(const Tensor& gate, const Tensor& up, const Tensor& out);
 // dgate (=), dup (=).
@@ -85,6 +92,7 @@ void gelu_fwd(const Tensor& x, const Tensor& y);
 void gelu_bwd(const Tensor& dy, const Tensor& x, const Tensor& dx);
 
 // ---------------------------------------------------------------- elementwise
+// CUDA: f32 or bf16 (alpha applied in f32); bias_bwd's db f32, or bf16 for a bf16 dy.
 // dst += alpha · src (residual connections, gradient accumulation). Same shape and dtype.
 void add_(const Tensor& dst, const Tensor& src, double alpha = 1.0);
 // x *= alpha.
@@ -96,6 +104,8 @@ void bias_bwd(const Tensor& dy, const Tensor& db);
 
 // ---------------------------------------------------------------- embedding
 // ids: i32/i64 (...), each in [0, V); table: (V, D); out: (..., D).
+// CUDA: table, out bf16 or f32; dout bf16 with dtable f32 or bf16 (summed in token order). An
+// id outside [0, V) gives a zero row forward and is skipped backward.
 void embedding_fwd(const Tensor& ids, const Tensor& table, const Tensor& out);
 // dtable (+=): dtable[ids[n]] += dout[n], summed in token order (deterministic).
 void embedding_bwd(const Tensor& ids, const Tensor& dout, const Tensor& dtable);
@@ -125,6 +135,8 @@ void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const T
 // ---------------------------------------------------------------- loss
 // logits (N, V); targets i32/i64 (N) in [0, V) or == ignore_index.
 // losses[n] = w[n] · (lse[n] − logits[n, t[n]]), 0 where ignored; lse (N).
+// CUDA: logits, dlogits bf16 or f32; weights, losses, lse, dlosses f32. A target outside
+// [0, V) that is not ignore_index gives a NaN loss and gradient row.
 struct CrossEntropyArgs {
   std::int64_t ignore_index = -100;
   Tensor weights;  // optional per-token weights (N), logits' dtype
@@ -140,6 +152,7 @@ void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor
 //   p ← p · (1 − lr·wd);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
 //   p ← p − (lr / (1−β1ᵗ)) · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps)
 // param/m/v: fp32 (master) or f64; grad: same shape, param's dtype. `step` is t, from 1.
+// CUDA: param, m, v f32; grad f32 or bf16 (the update in fp32).
 struct AdamWArgs {
   double lr = 1e-3;
   double beta1 = 0.9;
@@ -150,7 +163,8 @@ struct AdamWArgs {
 };
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                 const AdamWArgs& args);
-// sqrt(Σ g²) over all tensors, accumulated in f64 in a fixed order.
+// sqrt(Σ g²) over all tensors, accumulated in f64 in a fixed order. CUDA: grads f32 or bf16,
+// reduced on the device in a fixed order (fp32 within chunks); waits for the result.
 double grad_norm(const std::vector<Tensor>& grads);
 // Scales every gradient by max_norm / (norm + 1e-6) when norm > max_norm. Returns the norm
 // before clipping.
@@ -169,6 +183,7 @@ void uniform_(const Tensor& x, std::uint64_t seed, std::uint64_t offset);
 // mass, drawn with Philox: row r uses word r % 4 of block offset + r / 4 under seed (advance
 // offset by ceil(R / 4) per step). Probabilities are 24-bit fixed point relative to the most
 // likely token, so every device draws the same token for the same (seed, offset).
+// CUDA: logits f32 or bf16 (as f32 logits of the same values on the CPU); out i64 on the device.
 struct SampleArgs {
   double temperature = 1.0;  // ≥ 0; 0 → greedy
   std::int64_t top_k = 0;    // ≥ 0; 0 → off

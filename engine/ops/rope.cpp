@@ -1,5 +1,6 @@
 // ops::rope_inv_freq / rope_fwd / rope_bwd: the inverse-frequency table (with Llama 3.1
-// scaling), argument validation and device dispatch.
+// scaling), argument validation and device dispatch: the CPU reference, or on CUDA the bf16
+// kernels of kernels/rope with the table kept on the device.
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -8,6 +9,22 @@
 #include "cpu/rope.h"
 #include "ops/check.h"
 #include "ops/ops.h"
+
+// The CUDA branch needs the rope kernels in the library; engine/CMakeLists.txt defines
+// HONE_WITHOUT_KERNELS_ROPE when HONE_KERNEL_FAMILIES leaves them out.
+#if defined(HONE_WITH_CUDA) && !defined(HONE_WITHOUT_KERNELS_ROPE)
+#define HONE_CUDA_ROPE 1
+#endif
+
+#ifdef HONE_CUDA_ROPE
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "cuda/context.h"
+#include "cuda/runtime.h"
+#include "kernels/rope/rope.h"
+#endif
 
 namespace hone::ops {
 
@@ -56,13 +73,43 @@ std::vector<double> inv_freq_for(std::string_view op, std::int64_t head_dim, con
   return inv;
 }
 
+#ifdef HONE_CUDA_ROPE
+// The kernels read the fp64 table from device memory. A model uses one or two tables for its
+// whole life, so each distinct (device, table) is copied once, on first use (a synchronous copy:
+// the only host wait of these ops), and kept for the process like the device's other state.
+constexpr std::size_t kMaxDeviceTables = 256;
+
+const double* device_inv_freq(std::string_view op, int device, const std::vector<double>& inv) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, std::vector<double>>, const double*> tables;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto key = std::make_pair(device, inv);
+  const auto it = tables.find(key);
+  if (it != tables.end()) return it->second;
+  HONE_CHECK(tables.size() < kMaxDeviceTables, op, "more than ", kMaxDeviceTables,
+             " distinct RoPE tables (head_dim, theta, scaling) on ", Device::cuda(device).str());
+  const std::size_t bytes = inv.size() * sizeof(double);
+  void* p = cuda::device_malloc(device, bytes);
+  HONE_CHECK(p != nullptr, op, "out of device memory for the RoPE table (", bytes, " bytes) on ",
+             Device::cuda(device).str());
+  cuda::copy(p, inv.data(), bytes, cuda::CopyKind::host_to_device);
+  tables.emplace(std::move(key), static_cast<const double*>(p));
+  return static_cast<const double*>(p);
+}
+#endif
+
 // Shared by forward and backward: x (..., H, hd) float with hd even; positions i32/i64 with
 // shape x.shape[:-2]; y like x; all on x's device. `xn`/`yn` name the input and output.
+// On CUDA x and y are bf16 and head_dim ≤ kernels' 8192; positions live on the device too.
 void rope_run(std::string_view op, const Tensor& x, std::string_view xn, const Tensor& positions,
               const RopeArgs& args, const Tensor& y, std::string_view yn, bool inverse) {
-  expect_float(op, xn, x);
+  if (x.defined() && x.device().is_cuda())
+    expect_cuda_dtype(op, xn, x, {DType::bf16});
+  else
+    expect_float(op, xn, x);
   HONE_CHECK(x.ndim() >= 2, op, "argument '", xn, "' has shape ", shape_str(x.shape()),
              "; expected (..., H, head_dim)");
+  const bool cuda = x.device().is_cuda();
   const std::int64_t head_dim = x.size(-1);
   const std::int64_t heads = x.size(-2);
   HONE_CHECK(head_dim >= 2 && head_dim % 2 == 0, op, "argument '", xn, "' has shape ",
@@ -76,8 +123,34 @@ void rope_run(std::string_view op, const Tensor& x, std::string_view xn, const T
   expect_shape(op, yn, y, x.shape(), from);
   expect_device(op, yn, y, xn, x);
   const std::vector<double> inv = inv_freq_for(op, head_dim, args);
-  if (x.device().is_cuda()) no_cuda_kernel(op);
   const std::int64_t tokens = positions.numel();
+  if (cuda) {
+    constexpr std::int64_t kCudaMaxHeadDim = 8192;  // kernels::kRopeMaxHeadDim
+    HONE_CHECK(head_dim <= kCudaMaxHeadDim, op, "argument '", xn, "' has shape ",
+               shape_str(x.shape()), "; expected head_dim ≤ ", kCudaMaxHeadDim, " on ",
+               x.device().str());
+#ifdef HONE_CUDA_ROPE
+    if (tokens == 0 || heads == 0) return;
+    cuda::DeviceGuard device(x.device().index);
+    kernels::RopeParams p;
+    p.x = x.raw();
+    p.y = y.raw();
+    p.positions = positions.raw();
+    p.positions_type =
+        positions.dtype() == DType::i32 ? kernels::RopeIndexType::i32 : kernels::RopeIndexType::i64;
+    p.inv_freq = device_inv_freq(op, x.device().index, inv);
+    p.tokens = tokens;
+    p.heads = heads;
+    p.head_dim = head_dim;
+    if (inverse)
+      kernels::rope_bwd(p, cuda::current_stream());
+    else
+      kernels::rope_fwd(p, cuda::current_stream());
+    return;
+#else
+    cuda_unavailable(op, "rope");
+#endif
+  }
   dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if (positions.dtype() == DType::i32)
