@@ -4,6 +4,9 @@
 //   hone info     describe a model folder, or this build and its devices
 //   hone train    fine-tune a model folder on JSONL data (full, LoRA or prompt tuning)
 //   hone merge    fold a LoRA adapter into its base model
+//   hone merge    fold a LoRA adapter into its base model
+//   hone generate text from a model (KV cache, sampling, streaming)
+//   hone eval     accuracy and loss of a model on a JSONL task
 //   hone tokenize text ↔ ids with a model's tokenizer
 //   hone data inspect  examples, tokens, truncation and packing of a JSONL file
 //   hone version
@@ -15,6 +18,7 @@
 #include <omp.h>
 
 #include "cmd_data.h"
+#include "cmd_infer.h"
 #include "cmd_model.h"
 #include "cmd_peft.h"
 #include "cmd_train.h"
@@ -96,6 +100,7 @@ int main(int argc, char** argv) {
   hone::cli::add_data_commands(app);
   hone::cli::add_train_command(app);
   hone::cli::add_merge_command(app);
+  hone::cli::add_infer_commands(app);
   app.add_subcommand("version", "print the version");
   try {
     try {
@@ -106,7 +111,8 @@ int main(int argc, char** argv) {
     if (demo_cmd->parsed()) return run_demo_command(demo, json_path);
     if (app.got_subcommand("info") && app.get_subcommand("info")->get_option("model")->empty()) return run_info();
     if (app.got_subcommand("info") || app.got_subcommand("init") || app.got_subcommand("tokenize") ||
-        app.got_subcommand("data") || app.got_subcommand("train") || app.got_subcommand("merge"))
+        app.got_subcommand("data") || app.got_subcommand("train") || app.got_subcommand("generate") ||
+        app.got_subcommand("eval") || app.got_subcommand("merge"))
       return 0;
     std::printf("%s\n", hone::version());
     return 0;

@@ -6,6 +6,8 @@
 #include "hone/device.h"
 #include "hone/dtype.h"
 #include "hone/error.h"
+#include "hone/evaluate.h"
+#include "hone/generator.h"
 #include "hone/log.h"
 #include "hone/model.h"
 #include "hone/peft.h"
