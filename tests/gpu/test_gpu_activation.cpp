@@ -11,6 +11,7 @@
 
 #include "cpu/activation.h"
 #include "cuda/runtime.h"
+#include "support/device.h"
 #include "kernels/activation/activation.h"
 #include "support/random.h"
 #include "support/tolerance.h"
@@ -19,39 +20,11 @@
 #include <cuda_runtime.h>
 
 using namespace hone;
+using test::DeviceBuffer;
+using test::DeviceCopy;
+using test::sync;
 
 namespace {
-
-// Device memory holding a copy of a host tensor, with `pad` spare bytes in front (to test
-// unaligned pointers); freed on scope exit.
-class DeviceCopy {
- public:
-  explicit DeviceCopy(const Tensor& host, std::size_t pad = 0)
-      : bytes_(host.nbytes()), pad_(pad) {
-    base_ = cuda::device_malloc(0, bytes_ + pad_ + 16);
-    REQUIRE(base_ != nullptr);
-    cuda::copy(get(), host.raw(), bytes_, cuda::CopyKind::host_to_device);
-  }
-  ~DeviceCopy() { cuda::device_free(0, base_); }
-  DeviceCopy(const DeviceCopy&) = delete;
-  DeviceCopy& operator=(const DeviceCopy&) = delete;
-  void* get() const { return static_cast<char*>(base_) + pad_; }
-  Tensor to_host(const Shape& shape, DType dtype) const {
-    const Tensor t = Tensor::empty(shape, dtype);
-    cuda::copy(t.raw(), get(), t.nbytes(), cuda::CopyKind::device_to_host);
-    return t;
-  }
-
- private:
-  void* base_ = nullptr;
-  std::size_t bytes_, pad_;
-};
-
-void sync() {
-  const cudaError_t err = cudaDeviceSynchronize();
-  INFO(cudaGetErrorString(err));
-  REQUIRE(err == cudaSuccess);
-}
 
 std::vector<std::uint16_t> bits(const Tensor& t) {
   std::vector<std::uint16_t> b(static_cast<std::size_t>(t.numel()));

@@ -13,40 +13,18 @@
 #include <vector>
 
 #include "cuda/runtime.h"
+#include "support/device.h"
 #include "hone/dtype.h"
 
 #include "cpu/embedding.h"
 #include "kernels/embedding/embedding.h"
 
 using namespace hone;
+using test::DeviceBuffer;
+using test::DeviceCopy;
+using test::sync;
 
 namespace {
-
-// Device memory of one allocation, freed on scope exit.
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  std::size_t bytes = 0;
-  explicit DeviceBuffer(std::size_t n) : ptr(cuda::device_malloc(0, n)), bytes(n) {
-    REQUIRE(ptr != nullptr);
-  }
-  ~DeviceBuffer() { cuda::device_free(0, ptr); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  template <class T>
-  T* as() const { return static_cast<T*>(ptr); }
-  template <class T>
-  void upload(const std::vector<T>& v) {
-    cuda::copy(ptr, v.data(), v.size() * sizeof(T), cuda::CopyKind::host_to_device);
-  }
-  template <class T>
-  std::vector<T> download(std::size_t n) const {
-    std::vector<T> v(n);
-    cuda::copy(v.data(), ptr, n * sizeof(T), cuda::CopyKind::device_to_host);
-    return v;
-  }
-};
-
-void sync() { REQUIRE(cudaDeviceSynchronize() == cudaSuccess); }
 
 }  // namespace
 

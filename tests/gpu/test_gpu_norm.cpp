@@ -12,6 +12,7 @@
 
 #include "cpu/norm.h"
 #include "cuda/runtime.h"
+#include "support/device.h"
 #include "kernels/norm/norm.h"
 #include "support/random.h"
 #include "support/tolerance.h"
@@ -20,6 +21,9 @@
 #include <cuda_runtime.h>
 
 using namespace hone;
+using test::DeviceBuffer;
+using test::DeviceCopy;
+using test::sync;
 using kernels::NormBwdParams;
 using kernels::NormFwdParams;
 using kernels::NormGradType;
@@ -31,36 +35,6 @@ constexpr double kEps = 1e-5;
 // fp32 sums of up to a few thousand O(1) terms (dw, db) and of one row (the statistics).
 constexpr test::Tolerance kSumTolerance{1e-3, 1e-3};
 constexpr test::Tolerance kStatTolerance{1e-5, 1e-5};
-
-// Device memory holding a copy of a host tensor, or `bytes` of NaN-poisoned memory.
-class DeviceCopy {
- public:
-  explicit DeviceCopy(const Tensor& host) : bytes_(host.nbytes()) {
-    ptr_ = cuda::device_malloc(0, bytes_ + 16);
-    REQUIRE(ptr_ != nullptr);
-    cuda::copy(ptr_, host.raw(), bytes_, cuda::CopyKind::host_to_device);
-  }
-  ~DeviceCopy() { cuda::device_free(0, ptr_); }
-  DeviceCopy(const DeviceCopy&) = delete;
-  DeviceCopy& operator=(const DeviceCopy&) = delete;
-  void* get() const { return ptr_; }
-  float* f32() const { return static_cast<float*>(ptr_); }
-  Tensor to_host(const Shape& shape, DType dtype) const {
-    const Tensor t = Tensor::empty(shape, dtype);
-    cuda::copy(t.raw(), ptr_, t.nbytes(), cuda::CopyKind::device_to_host);
-    return t;
-  }
-
- private:
-  void* ptr_ = nullptr;
-  std::size_t bytes_;
-};
-
-void sync() {
-  const cudaError_t err = cudaDeviceSynchronize();
-  INFO(cudaGetErrorString(err));
-  REQUIRE(err == cudaSuccess);
-}
 
 std::vector<unsigned char> bytes(const Tensor& t) {
   std::vector<unsigned char> b(t.nbytes());

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuda/runtime.h"
+#include "support/device.h"
 #include "kernels/rope/rope.h"
 #include "ops/ops.h"
 #include "support/random.h"
@@ -20,40 +21,13 @@
 #include <cuda_runtime.h>
 
 using namespace hone;
+using test::DeviceBuffer;
+using test::DeviceCopy;
+using test::sync;
 using kernels::RopeIndexType;
 using kernels::RopeParams;
 
 namespace {
-
-// Device memory holding a copy of a host tensor (or of host bytes); freed on scope exit.
-class DeviceCopy {
- public:
-  DeviceCopy(const void* host, std::size_t bytes) : bytes_(bytes) {
-    ptr_ = cuda::device_malloc(0, bytes_ + 16);
-    REQUIRE(ptr_ != nullptr);
-    cuda::copy(ptr_, host, bytes_, cuda::CopyKind::host_to_device);
-  }
-  explicit DeviceCopy(const Tensor& host) : DeviceCopy(host.raw(), host.nbytes()) {}
-  ~DeviceCopy() { cuda::device_free(0, ptr_); }
-  DeviceCopy(const DeviceCopy&) = delete;
-  DeviceCopy& operator=(const DeviceCopy&) = delete;
-  void* get() const { return ptr_; }
-  Tensor to_host(const Shape& shape, DType dtype) const {
-    const Tensor t = Tensor::empty(shape, dtype);
-    cuda::copy(t.raw(), ptr_, t.nbytes(), cuda::CopyKind::device_to_host);
-    return t;
-  }
-
- private:
-  void* ptr_ = nullptr;
-  std::size_t bytes_;
-};
-
-void sync() {
-  const cudaError_t err = cudaDeviceSynchronize();
-  INFO(cudaGetErrorString(err));
-  REQUIRE(err == cudaSuccess);
-}
 
 std::vector<unsigned char> bytes(const Tensor& t) {
   std::vector<unsigned char> b(t.nbytes());
