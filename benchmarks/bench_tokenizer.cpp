@@ -6,7 +6,6 @@
 // encode in the same run; the JSON then has Rust's MB/s and hone's ratio to it (else the
 // reason it is absent). Writes JSON.
 //   bench_tokenizer [--quick] [--mb N] [--data DIR] [--json FILE] [--python EXE | --no-rust]
-#include <lzma.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,36 +24,12 @@
 #include <nlohmann/json.hpp>
 
 #include "hone/tokenizer.h"
+#include "support/files.h"
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot open " + path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::string read_xz(const std::string& path) {
-  const std::string in = read_file(path);
-  lzma_stream s = LZMA_STREAM_INIT;
-  if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK) throw std::runtime_error("lzma init");
-  std::string out;
-  std::vector<std::uint8_t> buf(1 << 20);
-  s.next_in = reinterpret_cast<const std::uint8_t*>(in.data());
-  s.avail_in = in.size();
-  lzma_ret r = LZMA_OK;
-  while (r == LZMA_OK) {
-    s.next_out = buf.data();
-    s.avail_out = buf.size();
-    r = lzma_code(&s, LZMA_FINISH);
-    out.append(reinterpret_cast<const char*>(buf.data()), buf.size() - s.avail_out);
-  }
-  lzma_end(&s);
-  if (r != LZMA_STREAM_END) throw std::runtime_error("cannot decompress " + path);
-  return out;
-}
+using hone::test::read_file;
+using hone::test::read_xz;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -2,7 +2,6 @@
 // (tests/data/chat/chat_fixtures.jsonl, written by make_chat_fixtures.py), loss flags, family
 // recognition, and chat examples tokenized with the real tokenizers.
 #include <catch2/catch.hpp>
-#include <lzma.h>
 
 #include <fstream>
 #include <map>
@@ -14,6 +13,7 @@
 #include "hone/error.h"
 #include "hone/tokenizer.h"
 #include "hone/tokenizer_encoder.h"
+#include "support/files.h"
 
 using namespace hone;
 using data::Message;
@@ -23,33 +23,8 @@ namespace {
 
 const std::string kData = HONE_TEST_DATA_DIR;
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot open " + path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::string read_xz(const std::string& path) {
-  const std::string in = read_file(path);
-  lzma_stream s = LZMA_STREAM_INIT;
-  if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK) throw std::runtime_error("lzma init");
-  std::string out;
-  std::vector<std::uint8_t> buf(1 << 20);
-  s.next_in = reinterpret_cast<const std::uint8_t*>(in.data());
-  s.avail_in = in.size();
-  lzma_ret r = LZMA_OK;
-  while (r == LZMA_OK) {
-    s.next_out = buf.data();
-    s.avail_out = buf.size();
-    r = lzma_code(&s, LZMA_FINISH);
-    out.append(reinterpret_cast<const char*>(buf.data()), buf.size() - s.avail_out);
-  }
-  lzma_end(&s);
-  if (r != LZMA_STREAM_END) throw std::runtime_error("cannot decompress " + path);
-  return out;
-}
+using test::read_file;
+using test::read_xz;
 
 // A template as the fixture names it: a tokenizer_config.json's chat_template or a .jinja file.
 std::string template_text(const std::string& rel) {

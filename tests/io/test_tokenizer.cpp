@@ -1,7 +1,6 @@
 // Tokenizer tests: the golden encodings of three real tokenizers, decode modes, random Unicode
 // round trips, NFC against Python's unicodedata, added/special tokens, post-processor BOS,
 // refused features and malformed files, the byte-level and GPT-2 vocab.json/merges.txt forms.
-#include <lzma.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -16,6 +15,7 @@
 
 #include "hone/tokenizer.h"
 #include "io/tokenizer_impl.h"
+#include "support/files.h"
 
 using namespace hone;
 namespace fs = std::filesystem;
@@ -24,33 +24,8 @@ namespace {
 
 const std::string kData = std::string(HONE_TEST_DATA_DIR) + "/tokenizers/";
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot open test data " + path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::string read_xz(const std::string& path) {
-  const std::string in = read_file(path);
-  lzma_stream s = LZMA_STREAM_INIT;
-  if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK) throw std::runtime_error("lzma init");
-  std::string out;
-  std::vector<std::uint8_t> buf(1 << 20);
-  s.next_in = reinterpret_cast<const std::uint8_t*>(in.data());
-  s.avail_in = in.size();
-  lzma_ret r = LZMA_OK;
-  while (r == LZMA_OK) {
-    s.next_out = buf.data();
-    s.avail_out = buf.size();
-    r = lzma_code(&s, LZMA_FINISH);
-    out.append(reinterpret_cast<const char*>(buf.data()), buf.size() - s.avail_out);
-  }
-  lzma_end(&s);
-  if (r != LZMA_STREAM_END) throw std::runtime_error("cannot decompress " + path);
-  return out;
-}
+using test::read_file;
+using test::read_xz;
 
 std::string tokenizer_json(const std::string& name) {
   static std::map<std::string, std::string> cache;
