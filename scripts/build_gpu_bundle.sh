@@ -33,7 +33,7 @@ gomp=$(g++ -print-file-name=libgomp.a)
 
 cmake_args=(-S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DHONE_CUDA=ON
   -DCMAKE_CUDA_ARCHITECTURES=90a -DHONE_BUILD_CLI=OFF -DHONE_BUILD_TESTS=ON
-  -DHONE_BUILD_BENCHMARKS=ON "-DHONE_KERNEL_FAMILIES=$families"
+  -DHONE_BUILD_BENCHMARKS=ON "-DHONE_KERNEL_FAMILIES=$families" -DHONE_CPU_ARCH=x86-64-v3
   # The CUDA runtime and OpenMP as static archives; the C++ runtime linked in.
   "-DCUDA_cudart_LIBRARY=$cuda_lib/libcudart_static.a"
   "-DOpenMP_gomp_LIBRARY=$gomp"
