@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "hone/error.h"
+#include "kernels/common/bf16.cuh"
 #include "kernels/common/compat.cuh"
 
 HONE_KERNELS_BEGIN
@@ -17,42 +18,7 @@ constexpr std::int64_t kMaxBlocks = 4096;  // grid-stride beyond this; results d
 constexpr float kGeluK = 0.7978845608028654f;  // √(2/π)
 constexpr float kGeluC = 0.044715f;
 
-__device__ __forceinline__ float bf16_to_float(unsigned short b) {
-  return __uint_as_float(static_cast<unsigned>(b) << 16);  // exact: bf16 is float's top half
-}
-__device__ __forceinline__ unsigned short float_to_bf16(float f) {
-  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-}
-
-// 8 bf16 elements from / to a 16-byte aligned address, widened to / narrowed from fp32.
-__device__ __forceinline__ void load8(const unsigned short* p, float (&f)[kVec]) {
-  uint4 u;
-#if defined(__CUDACC__)
-  u = *reinterpret_cast<const uint4*>(p);
-#else
-  std::memcpy(&u, p, sizeof u);  // no type punning under g++
-#endif
-  const unsigned w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    f[2 * k] = __uint_as_float(w[k] << 16);  // the lower-addressed element is the low half
-    f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-  }
-}
-__device__ __forceinline__ void store8(unsigned short* p, const float (&f)[kVec]) {
-  unsigned w[4];
-#pragma unroll
-  for (int k = 0; k < 4; ++k)
-    w[k] = static_cast<unsigned>(float_to_bf16(f[2 * k])) |
-           static_cast<unsigned>(float_to_bf16(f[2 * k + 1])) << 16;
-  uint4 u;
-  u.x = w[0], u.y = w[1], u.z = w[2], u.w = w[3];
-#if defined(__CUDACC__)
-  *reinterpret_cast<uint4*>(p) = u;
-#else
-  std::memcpy(p, &u, sizeof u);
-#endif
-}
+using namespace bf16v;
 
 // The bf16 streams of one map: NI inputs, NO outputs (a null output is skipped).
 template <int NI, int NO>
@@ -123,7 +89,7 @@ __global__ void __launch_bounds__(kThreads)
     if (k < n_vec) {
       float in[NI][kVec];
 #pragma unroll
-      for (int a = 0; a < NI; ++a) load8(s.in[a] + k * kVec, in[a]);
+      for (int a = 0; a < NI; ++a) load_bf16<kVec>(s.in[a] + k * kVec, in[a]);
       float out[NO][kVec];
 #pragma unroll
       for (int e = 0; e < kVec; ++e) {
@@ -136,7 +102,7 @@ __global__ void __launch_bounds__(kThreads)
       }
 #pragma unroll
       for (int b = 0; b < NO; ++b)
-        if (s.out[b]) store8(s.out[b] + k * kVec, out[b]);
+        if (s.out[b]) store_bf16<kVec>(s.out[b] + k * kVec, out[b]);
     } else {
       const std::int64_t i = n_vec * kVec + (k - n_vec);
       float xi[NI], yo[NO];

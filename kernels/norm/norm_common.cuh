@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "hone/error.h"
+#include "kernels/common/bf16.cuh"
 #include "kernels/common/compat.cuh"
 #include "kernels/norm/norm.h"
 
@@ -26,13 +27,7 @@ struct RowSumShared {
   float part[2][kMaxRowsPerBlock][kMaxWarpsPerRow][kMaxSums];
 };
 
-__device__ __forceinline__ float bf16_to_float(unsigned short b) {
-  return __uint_as_float(static_cast<unsigned>(b) << 16);  // exact: bf16 is float's top half
-}
-__device__ __forceinline__ unsigned short float_to_bf16(float f) {
-  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-}
-__device__ __forceinline__ float round_bf16(float f) { return bf16_to_float(float_to_bf16(f)); }
+using namespace bf16v;
 
 // kVec bf16 elements as loaded: one 16-byte vector or one element.
 template <int kVec>
@@ -64,39 +59,9 @@ __device__ __forceinline__ Packed<kVec> load_packed(const unsigned short* p) {
 template <int kVec>
 __device__ __forceinline__ void unpack(const Packed<kVec>& r, float (&f)[kVec]) {
   if constexpr (kVec == 8) {
-    const unsigned w[4] = {r.u.x, r.u.y, r.u.z, r.u.w};
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      f[2 * k] = __uint_as_float(w[k] << 16);  // the lower-addressed element is the low half
-      f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-    }
+    widen8(r.u, f);
   } else {
     f[0] = bf16_to_float(r.u);
-  }
-}
-
-template <int kVec>
-__device__ __forceinline__ void load_bf16(const unsigned short* p, float (&f)[kVec]) {
-  unpack<kVec>(load_packed<kVec>(p), f);
-}
-
-template <int kVec>
-__device__ __forceinline__ void store_bf16(unsigned short* p, const float (&f)[kVec]) {
-  if constexpr (kVec == 8) {
-    unsigned w[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k)
-      w[k] = static_cast<unsigned>(float_to_bf16(f[2 * k])) |
-             static_cast<unsigned>(float_to_bf16(f[2 * k + 1])) << 16;
-    uint4 u;
-    u.x = w[0], u.y = w[1], u.z = w[2], u.w = w[3];
-#if defined(__CUDACC__)
-    *reinterpret_cast<uint4*>(p) = u;
-#else
-    std::memcpy(p, &u, sizeof u);
-#endif
-  } else {
-    *p = float_to_bf16(f[0]);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "hone/error.h"
+#include "kernels/common/bf16.cuh"
 #include "kernels/common/compat.cuh"
 
 HONE_KERNELS_BEGIN
@@ -29,52 +30,7 @@ struct RopeArgs {
   int heads, head_dim, tokens_per_block;
 };
 
-__device__ __forceinline__ float bf16_to_float(unsigned short b) {
-  return __uint_as_float(static_cast<unsigned>(b) << 16);  // exact: bf16 is float's top half
-}
-__device__ __forceinline__ unsigned short float_to_bf16(float f) {
-  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-}
-
-template <int kVec>
-__device__ __forceinline__ void load_bf16(const unsigned short* p, float (&f)[kVec]) {
-  if constexpr (kVec == 8) {
-    uint4 u;
-#if defined(__CUDACC__)
-    u = *reinterpret_cast<const uint4*>(p);
-#else
-    std::memcpy(&u, p, sizeof u);  // no type punning under g++
-#endif
-    const unsigned w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      f[2 * k] = __uint_as_float(w[k] << 16);  // the lower-addressed element is the low half
-      f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-    }
-  } else {
-    f[0] = bf16_to_float(*p);
-  }
-}
-
-template <int kVec>
-__device__ __forceinline__ void store_bf16(unsigned short* p, const float (&f)[kVec]) {
-  if constexpr (kVec == 8) {
-    unsigned w[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k)
-      w[k] = static_cast<unsigned>(float_to_bf16(f[2 * k])) |
-             static_cast<unsigned>(float_to_bf16(f[2 * k + 1])) << 16;
-    uint4 u;
-    u.x = w[0], u.y = w[1], u.z = w[2], u.w = w[3];
-#if defined(__CUDACC__)
-    *reinterpret_cast<uint4*>(p) = u;
-#else
-    std::memcpy(p, &u, sizeof u);
-#endif
-  } else {
-    *p = float_to_bf16(f[0]);
-  }
-}
+using namespace bf16v;
 
 // Forward, with (u, v) = (x[i], x[i + half]) and s = sign · sin a:  (u cos a − v s, v cos a + u s).
 // The backward (sign −1) is the transpose: the Jacobian of a rotation is the rotation.
