@@ -40,30 +40,7 @@ std::vector<unsigned char> bytes(const Tensor& t) {
   return b;
 }
 
-// Every element of a bf16 result within one bf16 ulp (at the reference's magnitude) plus
-// `slack` of the fp32 reference: fp32 math may round the other way near a tie, and outputs that
-// cancel to near zero carry the fp32 error of their terms (slack) rather than a relative one.
-std::string bf16_close(const Tensor& actual, const std::vector<double>& ref, double slack) {
-  const std::vector<double> a = actual.to_vector<double>();
-  if (a.size() != ref.size()) return "size mismatch";
-  std::size_t bad = 0, worst = 0;
-  double worst_excess = -1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double mag = std::fabs(ref[i]);
-    const double ulp = mag > 0 ? std::ldexp(1.0, std::ilogb(mag) - 7) : 0.0;
-    const double excess = std::fabs(a[i] - ref[i]) - (ulp + slack);
-    if (!(excess <= 0)) {
-      ++bad;
-      const double e = std::isnan(excess) ? 1e300 : excess;
-      if (e > worst_excess) worst_excess = e, worst = i;
-    }
-  }
-  if (bad == 0) return "";
-  std::ostringstream os;
-  os << bad << " of " << a.size() << " beyond one bf16 ulp + " << slack << "; worst at " << worst
-     << ": " << a[worst] << " vs " << ref[worst];
-  return os.str();
-}
+using test::bf16_close;
 
 struct Shape2 {
   std::int64_t rows, dim;

@@ -32,29 +32,7 @@ std::vector<unsigned char> bytes(const Tensor& t) {
   return b;
 }
 
-// Within one bf16 ulp (at the reference's magnitude) plus `slack` of the f32 reference: the
-// rotation's two products may cancel, leaving their fp32 error rather than a relative one.
-std::string bf16_close(const Tensor& actual, const Tensor& reference, double slack) {
-  const std::vector<double> a = actual.to_vector<double>(), r = reference.to_vector<double>();
-  if (a.size() != r.size()) return "size mismatch";
-  std::size_t bad = 0, worst = 0;
-  double worst_excess = -1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double mag = std::fabs(r[i]);
-    const double ulp = mag > 0 ? std::ldexp(1.0, std::ilogb(mag) - 7) : 0.0;
-    const double excess = std::fabs(a[i] - r[i]) - (ulp + slack);
-    if (!(excess <= 0)) {
-      ++bad;
-      const double e = std::isnan(excess) ? 1e300 : excess;
-      if (e > worst_excess) worst_excess = e, worst = i;
-    }
-  }
-  if (bad == 0) return "";
-  std::ostringstream os;
-  os << bad << " of " << a.size() << " beyond one bf16 ulp + " << slack << "; worst at " << worst
-     << ": " << a[worst] << " vs " << r[worst];
-  return os.str();
-}
+using test::bf16_close;
 
 // Positions of a packed batch: sequences of `seq` tokens, each restarting at its own offset.
 Tensor packed_positions(std::int64_t tokens, std::int64_t seq, std::int64_t offset, DType type) {
