@@ -27,8 +27,9 @@ namespace {
 struct ModelOptions {
   std::string model, adapter;
   std::int64_t max_new_tokens = 64;
-  double temperature = 0, top_p = 1, repetition_penalty = 1;
-  std::int64_t top_k = 0, batch = 8;
+  // Negative: not given; the model's generation_config.json decides (else greedy).
+  double temperature = -1, top_p = -1, repetition_penalty = -1;
+  std::int64_t top_k = -1, batch = 8;
   std::uint64_t seed = 0;
   std::vector<std::string> stop;
   bool ignore_eos = false, no_cache = false, chat = false;
@@ -77,13 +78,17 @@ Model load_model(const ModelOptions& o, const char* cmd) {
   return model;
 }
 
-GenerateOptions generate_options(const ModelOptions& o, const Tokenizer& tok) {
+// `model_defaults`: sampling options not given come from the model's generation_config.json
+// (hone generate, as transformers' generate() does); otherwise greedy (hone eval: scores are
+// reproducible unless sampling is asked for).
+GenerateOptions generate_options(const ModelOptions& o, const Tokenizer& tok, bool model_defaults) {
   GenerateOptions g;
   g.max_new_tokens = o.max_new_tokens;
-  g.sampling.temperature = o.temperature;
-  g.sampling.top_k = o.top_k;
-  g.sampling.top_p = o.top_p;
-  g.sampling.repetition_penalty = o.repetition_penalty;
+  if (model_defaults) g.sampling = generation_sampling_defaults(o.model);
+  if (o.temperature >= 0) g.sampling.temperature = o.temperature;
+  if (o.top_k >= 0) g.sampling.top_k = o.top_k;
+  if (o.top_p >= 0) g.sampling.top_p = o.top_p;
+  if (o.repetition_penalty >= 0) g.sampling.repetition_penalty = o.repetition_penalty;
   g.sampling.seed = o.seed;
   g.eos_ids = generation_eos_ids(o.model);
   if (g.eos_ids.empty()) g.eos_ids = tok.eos_ids();
@@ -98,12 +103,16 @@ void add_model_options(CLI::App* c, ModelOptions& o) {
       ->required();
   c->add_option("--adapter", o.adapter, "PEFT adapter folder (LoRA or prompt tuning), applied without merging");
   c->add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate at most")->check(CLI::NonNegativeNumber);
-  c->add_option("--temperature", o.temperature, "0: greedy; else sample from softmax(logits / T)")
+  // Sampling options not given: `generate` takes the model's generation_config.json (else
+  // greedy), `eval` is greedy.
+  c->add_option("--temperature", o.temperature, "0: greedy; else sample from softmax(logits / T) [generate: the model's]")
       ->check(CLI::NonNegativeNumber);
-  c->add_option("--top-k", o.top_k, "sample among the k most likely tokens (0: all)")->check(CLI::NonNegativeNumber);
-  c->add_option("--top-p", o.top_p, "sample within the smallest set holding this probability")
+  c->add_option("--top-k", o.top_k, "sample among the k most likely tokens (0: all) [generate: the model's]")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--top-p", o.top_p, "sample within the smallest set holding this probability [generate: the model's]")
       ->check(CLI::Range(1e-9, 1.0));
-  c->add_option("--repetition-penalty", o.repetition_penalty, "divide (multiply) positive (negative) logits of seen ids")
+  c->add_option("--repetition-penalty", o.repetition_penalty,
+                "divide (multiply) positive (negative) logits of seen ids [generate: the model's]")
       ->check(CLI::PositiveNumber);
   c->add_option("--seed", o.seed, "random seed for sampling");
   c->add_option("--stop", o.stop, "stop when the text contains this string (repeatable; \\n for a newline)");
@@ -158,7 +167,7 @@ int run_generate(const GenerateCli& o) {
   for (const std::string& p : o.prompts) prompts.push_back({unescape(p), {}});
   Model model = load_model(o, "generate");
   const Tokenizer tok = Tokenizer::from_dir(o.model);
-  const GenerateOptions g = generate_options(o, tok);
+  const GenerateOptions g = generate_options(o, tok, true);
   std::optional<data::TokenizerEncoder> encoder;
   std::vector<std::vector<std::int32_t>> ids;
   for (const FilePrompt& p : prompts) {
@@ -228,7 +237,7 @@ int run_eval(const EvalCli& o) {
   const std::vector<TaskExample> pool = o.pool.empty() ? task : read_task(o.pool, o.target_field);
   Model model = load_model(o, "eval");
   const Tokenizer tok = Tokenizer::from_dir(o.model);
-  e.generation = generate_options(o, tok);
+  e.generation = generate_options(o, tok, false);
   std::vector<ExampleResult> results;
   const EvalSummary s = evaluate(model, tok, task, pool, e, &results);
   std::printf("model      %s%s\n", o.model.c_str(), o.adapter.empty() ? "" : (" + adapter " + o.adapter).c_str());

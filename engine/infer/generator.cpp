@@ -173,6 +173,35 @@ std::optional<std::vector<std::int32_t>> eos_from(const std::filesystem::path& p
 
 }  // namespace
 
+SamplingOptions generation_sampling_defaults(const std::string& dir) {
+  const std::filesystem::path path = std::filesystem::path(dir) / "generation_config.json";
+  SamplingOptions o;
+  std::ifstream in(path);
+  if (!in) return o;
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::exception& e) {
+    fail(kOp, cat(path.string(), " is not valid JSON: ", e.what()));
+  }
+  auto number = [&](const char* key, double fallback) {
+    if (!j.contains(key) || j[key].is_null()) return fallback;
+    HONE_CHECK(j[key].is_number(), kOp, path.string(), ": '", key, "' is ", j[key].dump(), "; expected a number");
+    return j[key].get<double>();
+  };
+  HONE_CHECK(j.is_object(), kOp, path.string(), " is not a JSON object");
+  const bool sample = j.contains("do_sample") && j["do_sample"].is_boolean() && j["do_sample"].get<bool>();
+  o.repetition_penalty = number("repetition_penalty", 1.0);
+  if (sample) {
+    o.temperature = number("temperature", 1.0);
+    o.top_k = static_cast<std::int64_t>(number("top_k", 50.0));
+    o.top_p = number("top_p", 1.0);
+  }
+  return o;
+}
+
 std::vector<std::int32_t> generation_eos_ids(const std::string& dir) {
   namespace fs = std::filesystem;
   if (auto ids = eos_from(fs::path(dir) / "generation_config.json")) return *ids;

@@ -109,6 +109,12 @@ class Generator {
 // neither does.
 std::vector<std::int32_t> generation_eos_ids(const std::string& dir);
 
+// The sampling settings a model folder asks for, as transformers reads generation_config.json:
+// greedy unless do_sample is true; then temperature (default 1), top_k (default 50), top_p
+// (default 1). repetition_penalty (default 1) applies either way. No file: greedy. A value of
+// the wrong type is an error naming the file and key.
+SamplingOptions generation_sampling_defaults(const std::string& dir);
+
 // The prompt's ids as the data pipeline encodes a prompt (BOS when the tokenizer's
 // post-processor adds one); a chat-rendered prompt gets none (its template carries it).
 std::vector<std::int32_t> encode_prompt(const Tokenizer& tokenizer, const std::string& text, bool chat = false);

@@ -3,6 +3,10 @@
 // the final text, never show a stop string or half a UTF-8 character.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
 #include "hone/generator.h"
 #include "hone/tokenizer.h"
 #include "infer/text_stream.h"
@@ -117,4 +121,31 @@ TEST_CASE("Generation ends on any of several EOS ids, and the EOS is not in the 
   CHECK(g.finish == FinishReason::eos);
   CHECK(g.ids == std::vector<std::int32_t>(free.ids.begin(), free.ids.begin() + static_cast<long>(n)));
   CHECK(g.text == free.text.substr(0, n - 1));  // the byte-level ids here are plain bytes
+}
+
+TEST_CASE("sampling defaults come from generation_config.json as transformers reads it", "[cpu][infer]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("hone_gencfg_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto write = [&](const std::string& text) { std::ofstream(dir / "generation_config.json") << text; };
+  // No file: greedy.
+  SamplingOptions o = generation_sampling_defaults(dir.string());
+  CHECK(o.temperature == 0.0);
+  CHECK(o.repetition_penalty == 1.0);
+  // do_sample true: the file's values, transformers' defaults for the rest (top_k 50).
+  write(R"({"do_sample": true, "temperature": 0.6, "top_p": 0.9, "repetition_penalty": 1.1})");
+  o = generation_sampling_defaults(dir.string());
+  CHECK(o.temperature == 0.6);
+  CHECK(o.top_k == 50);
+  CHECK(o.top_p == 0.9);
+  CHECK(o.repetition_penalty == 1.1);
+  // do_sample false (or absent): greedy, whatever the temperature says.
+  write(R"({"temperature": 0.6, "top_k": 5})");
+  o = generation_sampling_defaults(dir.string());
+  CHECK(o.temperature == 0.0);
+  CHECK(o.top_k == 0);
+  write(R"({"do_sample": true, "temperature": "hot"})");
+  CHECK_THROWS_WITH(generation_sampling_defaults(dir.string()),
+                    Catch::Contains("generation_config.json") && Catch::Contains("'temperature' is \"hot\""));
+  fs::remove_all(dir);
 }
