@@ -188,7 +188,7 @@ __device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
 
 // The m16 × k16 A operand made of two neighbouring m16 × n8 accumulators c0 (columns 0-7) and
 // c1 (columns 8-15): accumulator element e sits at [g + 8·(e >> 1)][2t + (e & 1)] and A register
-// r at [g + 8·(r & 1)][2t + 8·(r >> 1) + {0, 1}], so the layouts line up (KERNELS.md section 2).
+// r at [g + 8·(r & 1)][2t + 8·(r >> 1) + {0, 1}], so the layouts line up (the PTX ISA fragment layouts).
 __device__ __forceinline__ void acc_to_a(std::uint32_t (&a)[4], const float (&c0)[4],
                                          const float (&c1)[4]) {
   a[0] = pack_bf16(c0[0], c0[1]);

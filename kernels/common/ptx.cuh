@@ -1,7 +1,8 @@
 // Every inline-PTX instruction the kernels use, each with a CUDA body (nvcc) and an emulated
 // body (kernels/emu): mma.sync m16n8k16 (bf16/f16 -> f32), ldmatrix x1/x2/x4 (.trans) and
 // cp.async (4/8/16 bytes, commit_group, wait_group). No raw `asm` anywhere else.
-// Fragment layouts: docs in /work/shared/design/KERNELS.md section 2 (PTX ISA).
+// Fragment layouts: as the PTX ISA documents them for mma.m16n8k16 and ldmatrix (restated in
+// tests/emu/test_emu_tensorcore.cpp, which checks them).
 #pragma once
 #include <cstdint>
 

@@ -205,7 +205,7 @@ inline unsigned __brev(unsigned v) {
 }
 template <class T>
 inline T __ldg(const T* p) { return *p; }
-// Missing from the host path of cuda_bf16.h / cuda_fp16.h (KERNELS.md section 1).
+// Missing from the host path of cuda_bf16.h / cuda_fp16.h.
 inline int __bfloat162int_rn(__nv_bfloat16 h) { return static_cast<int>(std::nearbyint(__bfloat162float(h))); }
 inline int __half2int_rn(__half h) { return static_cast<int>(std::nearbyint(__half2float(h))); }
 inline __half __hfma(__half a, __half b, __half c) {

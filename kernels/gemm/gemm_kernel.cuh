@@ -107,7 +107,7 @@ __device__ __forceinline__ void load_tile(std::uint16_t* dst, const std::uint16_
   }
 }
 
-// A's fragment of the m16×k16 block at (m_off, k_off) of a stage (KERNELS.md section 2).
+// A's fragment of the m16×k16 block at (m_off, k_off) of a stage (PTX ISA fragment layout).
 template <bool kATrans, int kPitch>
 __device__ __forceinline__ void load_a_fragment(std::uint32_t (&r)[4], const std::uint16_t* tile,
                                                 int m_off, int k_off, int lane) {

@@ -26,7 +26,7 @@ struct GemmFragmentDump {
 void gemm_dump_fragments(const void* a, bool a_trans, const void* b, bool b_trans,
                          std::uint32_t* out, cudaStream_t stream);
 
-// The same words from the fragment layouts of mma.m16n8k16 (KERNELS.md section 2), for
+// The same words from the fragment layouts of mma.m16n8k16 in the PTX ISA, for
 // logical op(A) (m-major, 128×32) and op(B) (k-major, 32×128) given as bf16 bits. Warp w
 // covers rows 64·(w / 4) and columns 32·(w % 4); lane = 4g + t.
 inline std::vector<std::uint32_t> expected_gemm_fragments(const std::vector<std::uint16_t>& a,

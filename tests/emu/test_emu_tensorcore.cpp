@@ -1,5 +1,5 @@
 // ldmatrix and mma.sync under the emulator against the PTX ISA fragment layouts
-// (KERNELS.md section 2), on index-filled inputs, exactly.
+// (as the PTX ISA documents them), on index-filled inputs, exactly.
 #include <catch2/catch.hpp>
 
 #include <cuda_fp16.h>
