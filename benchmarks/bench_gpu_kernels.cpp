@@ -23,30 +23,14 @@
 #include "cuda/context.h"
 #include "hone/tensor.h"
 #include "ops/ops.h"
+#include "gpu_timing.h"
 
 using namespace hone;
 
 namespace {
 
-struct Timing {
-  double median_ms = 0, min_ms = 0, max_ms = 0;
-};
-
-// Times `f` (which enqueues work on `stream`) with one event pair per launch.
-Timing time_launches(const std::function<void()>& f, cudaStream_t stream, int warmup, int iters) {
-  for (int i = 0; i < warmup; ++i) f();
-  std::vector<cuda::Event> start(iters), stop(iters);
-  for (int i = 0; i < iters; ++i) {
-    start[i].record(stream);
-    f();
-    stop[i].record(stream);
-  }
-  stop.back().synchronize();
-  std::vector<double> ms;
-  for (int i = 0; i < iters; ++i) ms.push_back(start[i].elapsed_ms(stop[i]));
-  std::sort(ms.begin(), ms.end());
-  return {ms[ms.size() / 2], ms.front(), ms.back()};
-}
+using bench::Timing;
+using bench::time_launches;
 
 // A device tensor of values uniform in [lo, hi): a host block of up to 2²⁴ elements from a
 // counter-based hash (in parallel), converted to the dtype, then repeated over the tensor with

@@ -13,7 +13,7 @@
 #include "hone/peft.h"
 #include "hone/tokenizer.h"
 #include "hone/trainer.h"
-#include "io/tokenizer_encoder.h"
+#include "hone/tokenizer_encoder.h"
 
 namespace hone::cli {
 

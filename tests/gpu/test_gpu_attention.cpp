@@ -21,6 +21,7 @@
 #include "cuda/check.h"
 #include "hone/dtype.h"
 #include "kernels/attention/attention.h"
+#include "support/device.h"
 
 using hone::kernels::AttentionBwdParams;
 using hone::kernels::AttentionDecodeParams;
@@ -32,34 +33,7 @@ namespace {
 std::uint16_t bf16_bits(double x) { return hone::to_bf16(static_cast<float>(x)).bits; }
 double bf16_value(std::uint16_t b) { return hone::from_bf16(hone::bf16{b}); }
 
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
-    if (bytes_) CUDA_CHECK(cudaMalloc(&ptr_, bytes_));
-  }
-  template <class T>
-  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size() * sizeof(T)) {
-    if (bytes_) CUDA_CHECK(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice));
-  }
-  ~DeviceBuffer() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  template <class T>
-  std::vector<T> to_host() const {
-    std::vector<T> v(bytes_ / sizeof(T));
-    CUDA_CHECK(cudaMemcpy(v.data(), ptr_, bytes_, cudaMemcpyDeviceToHost));
-    return v;
-  }
-  void poison() { CUDA_CHECK(cudaMemset(ptr_, 0xff, bytes_)); }  // NaN in bf16 and f32
-  void* get() const { return ptr_; }
-  std::size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  std::size_t bytes_ = 0;
-};
+using DeviceBuffer = hone::test::DeviceArray;
 
 // A problem with contiguous (tokens, heads, hd) tensors, padded (equal lengths) or packed.
 struct Problem {

@@ -22,6 +22,7 @@
 #include "hone/dtype.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/gemm/gemm_probe.h"
+#include "support/device.h"
 
 using hone::kernels::GemmParams;
 using hone::kernels::GemmType;
@@ -31,34 +32,7 @@ namespace {
 std::uint16_t bf16_bits(float x) { return hone::to_bf16(x).bits; }
 float bf16_value(std::uint16_t b) { return hone::from_bf16(hone::bf16{b}); }
 
-// Device memory for the length of a test.
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
-    if (bytes_) CUDA_CHECK(cudaMalloc(&ptr_, bytes_));
-  }
-  template <class T>
-  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size() * sizeof(T)) {
-    if (bytes_) CUDA_CHECK(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice));
-  }
-  ~DeviceBuffer() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  template <class T>
-  std::vector<T> to_host() const {
-    std::vector<T> v(bytes_ / sizeof(T));
-    CUDA_CHECK(cudaMemcpy(v.data(), ptr_, bytes_, cudaMemcpyDeviceToHost));
-    return v;
-  }
-  void* get() const { return ptr_; }
-  std::size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  std::size_t bytes_ = 0;
-};
+using DeviceBuffer = hone::test::DeviceArray;
 
 struct Stream {
   cudaStream_t s = nullptr;

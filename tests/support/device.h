@@ -61,6 +61,37 @@ class DeviceCopy {
   std::size_t bytes_, pad_;
 };
 
+// Device memory sized in bytes or filled from a host vector, read back whole (the GEMM and
+// attention tests' form). poison() fills it with 0xff bytes: NaN in bf16 and f32.
+class DeviceArray {
+ public:
+  explicit DeviceArray(std::size_t bytes) : bytes_(bytes) {
+    if (bytes_) REQUIRE(cudaMalloc(&ptr_, bytes_) == cudaSuccess);
+  }
+  template <class T>
+  explicit DeviceArray(const std::vector<T>& host) : DeviceArray(host.size() * sizeof(T)) {
+    if (bytes_) REQUIRE(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice) == cudaSuccess);
+  }
+  ~DeviceArray() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  template <class T>
+  std::vector<T> to_host() const {
+    std::vector<T> v(bytes_ / sizeof(T));
+    REQUIRE(cudaMemcpy(v.data(), ptr_, bytes_, cudaMemcpyDeviceToHost) == cudaSuccess);
+    return v;
+  }
+  void poison() { REQUIRE(cudaMemset(ptr_, 0xff, bytes_) == cudaSuccess); }
+  void* get() const { return ptr_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
 inline void sync() {
   const cudaError_t err = cudaDeviceSynchronize();
   INFO(cudaGetErrorString(err));
