@@ -36,12 +36,6 @@ std::string model_config(const DemoOptions& o) {
       .dump(1);
 }
 
-std::string printable(const std::string& s) {
-  std::string out;
-  for (char ch : s) out += ch == '\n' ? std::string("\\n") : (ch >= 32 && ch < 127) ? std::string(1, ch) : "?";
-  return out;
-}
-
 struct Scored {
   double accuracy = 0;
   std::vector<std::string> answers;
@@ -198,7 +192,6 @@ DemoReport run_demo(const DemoOptions& o) {
         ++shown;
       }
   r.tokens_per_second = seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0;
-  (void)printable;
   return r;
 }
 

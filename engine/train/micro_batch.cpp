@@ -1,8 +1,5 @@
 // Micro-batches of a packed batch: the model's input rows and their next-token targets.
-#include <algorithm>
-
 #include "hone/error.h"
-#include "ops/ops.h"
 #include "train/internal.h"
 
 namespace hone::train {
