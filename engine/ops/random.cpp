@@ -7,10 +7,8 @@
 #include "ops/ops.h"
 
 #ifdef HONE_WITH_CUDA
-#include <cuda_runtime.h>
-
 #include "cuda/context.h"
-#include "kernels/random/philox.cuh"
+#include "kernels/random/random.h"
 #endif
 
 namespace hone::ops {
@@ -29,8 +27,6 @@ void uniform_(const Tensor& x, std::uint64_t seed, std::uint64_t offset) {
     p.offset = offset;
     cuda::DeviceGuard device(x.device().index);
     kernels::philox_uniform(p, cuda::current_stream());
-    const cudaError_t err = cudaGetLastError();
-    HONE_CHECK(err == cudaSuccess, kOp, "kernel launch failed: ", cudaGetErrorString(err));
     return;
 #else
     no_cuda_kernel(kOp);

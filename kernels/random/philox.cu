@@ -1,10 +1,13 @@
 // Philox uniform fill: each thread computes one Philox block and writes its four words.
-#include "kernels/random/philox.cuh"
+#include "kernels/random/random.h"
 
 #include "hone/error.h"
 #include "hone/random.h"
+#include "kernels/common/compat.cuh"
 
-namespace hone::kernels {
+HONE_KERNELS_BEGIN
+
+namespace {
 
 __global__ void philox_uniform_kernel(PhiloxUniformParams p) {
   const std::int64_t block = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -16,15 +19,20 @@ __global__ void philox_uniform_kernel(PhiloxUniformParams p) {
     if (first + j < p.n) p.out[first + j] = ::hone::philox_uniform(r.x[j]);
 }
 
+}  // namespace
+
 void philox_uniform(const PhiloxUniformParams& p, cudaStream_t stream) {
   HONE_CHECK(p.n >= 0, "philox_uniform", "n = ", p.n, " is negative");
   HONE_CHECK(p.out != nullptr || p.n == 0, "philox_uniform", "out is null");
   if (p.n == 0) return;
   constexpr int kThreads = 256;
   const std::int64_t blocks_needed = (p.n + 4 * kThreads - 1) / (4 * kThreads);
-  philox_uniform_kernel<<<static_cast<unsigned>(blocks_needed), kThreads, 0, stream>>>(p);
+  launch(philox_uniform_kernel, dim3(static_cast<unsigned>(blocks_needed)), dim3(kThreads), 0,
+         stream, p);
+#if defined(__CUDACC__)
   const cudaError_t err = cudaGetLastError();
   HONE_CHECK(err == cudaSuccess, "philox_uniform", "launch failed: ", cudaGetErrorString(err));
+#endif
 }
 
-}  // namespace hone::kernels
+HONE_KERNELS_END

@@ -4,10 +4,11 @@
 
 #include "core/caching_allocator.h"
 #include "hone/tensor.h"
+#include "support/device_tag.h"
 
 using namespace hone;
 
-TEST_CASE("device tensors round-trip through the caching allocator", "[gpu]") {
+TEST_CASE("device tensors round-trip through the caching allocator", HONE_DEVICE_TAG) {
   const Tensor h = Tensor::from_vector<float>({3}, {1.0f, -2.0f, 3.5f});
   const std::size_t before = cuda_allocator(0).stats().allocated;
   {
@@ -26,7 +27,7 @@ TEST_CASE("device tensors round-trip through the caching allocator", "[gpu]") {
 
 #include "ops/ops.h"
 
-TEST_CASE("philox uniforms on the device equal the host values", "[gpu]") {
+TEST_CASE("philox uniforms on the device equal the host values", HONE_DEVICE_TAG) {
   for (std::int64_t n : {1, 31, 32, 33, 127, 128, 129, 100003}) {
     const Tensor host = Tensor::empty({n}, DType::f32);
     const Tensor dev = Tensor::empty({n}, DType::f32, Device::cuda(0));

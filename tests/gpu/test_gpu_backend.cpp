@@ -15,6 +15,7 @@
 #include "core/caching_allocator.h"
 #include "cuda/gemm_backend.h"
 #include "hone/tensor.h"
+#include "support/device_tag.h"
 #include "ops/ops.h"
 #include "support/random.h"
 #include "support/tolerance.h"
@@ -74,7 +75,7 @@ std::string label(ops::GemmBackend be, const Case& s, bool ta, bool tb, int form
 
 }  // namespace
 
-TEST_CASE("matmul on cuda equals the CPU reference for every layout and batch form", "[gpu]") {
+TEST_CASE("matmul on cuda equals the CPU reference for every layout and batch form", HONE_DEVICE_TAG) {
   const std::int64_t batch = 3;
   for (ops::GemmBackend be : backends()) {
     ops::set_gemm_backend(be);
@@ -111,7 +112,7 @@ TEST_CASE("matmul on cuda equals the CPU reference for every layout and batch fo
   ops::set_gemm_backend(ops::default_gemm_backend());
 }
 
-TEST_CASE("matmul_bwd on cuda accumulates the CPU reference gradients", "[gpu]") {
+TEST_CASE("matmul_bwd on cuda accumulates the CPU reference gradients", HONE_DEVICE_TAG) {
   const std::int64_t batch = 3;
   for (ops::GemmBackend be : backends()) {
     ops::set_gemm_backend(be);
@@ -143,7 +144,7 @@ TEST_CASE("matmul_bwd on cuda accumulates the CPU reference gradients", "[gpu]")
   ops::set_gemm_backend(ops::default_gemm_backend());
 }
 
-TEST_CASE("matmul on cuda with random bf16 and f32 inputs is within tolerance", "[gpu]") {
+TEST_CASE("matmul on cuda with random bf16 and f32 inputs is within tolerance", HONE_DEVICE_TAG) {
   for (ops::GemmBackend be : backends()) {
     ops::set_gemm_backend(be);
     for (const Case& s : std::vector<Case>{{257, 129, 511}, {64, 1024, 256}, {1, 4096, 384}}) {
@@ -171,7 +172,7 @@ TEST_CASE("matmul on cuda with random bf16 and f32 inputs is within tolerance", 
   ops::set_gemm_backend(ops::default_gemm_backend());
 }
 
-TEST_CASE("hone's GEMM kernel agrees with cuBLAS", "[gpu]") {
+TEST_CASE("hone's GEMM kernel agrees with cuBLAS", HONE_DEVICE_TAG) {
   if (!ops::gemm_backend_available(ops::GemmBackend::hone)) {
     // Without the kernel only the baseline runs, and selecting hone says why.
     CHECK_THROWS_WITH(ops::set_gemm_backend(ops::GemmBackend::hone),
@@ -197,7 +198,7 @@ TEST_CASE("hone's GEMM kernel agrees with cuBLAS", "[gpu]") {
   ops::set_gemm_backend(ops::default_gemm_backend());
 }
 
-TEST_CASE("matmul on cuda rejects dtypes and devices it cannot run", "[gpu]") {
+TEST_CASE("matmul on cuda rejects dtypes and devices it cannot run", HONE_DEVICE_TAG) {
   const Tensor a64 = Tensor::zeros({4, 4}, DType::f64, kGpu);
   CHECK_THROWS_WITH(ops::matmul(a64, a64, Tensor::zeros({4, 4}, DType::f64, kGpu)),
                     Contains("[matmul] argument 'a' has dtype f64; expected bf16 or f32 on cuda:0"));
@@ -216,7 +217,7 @@ TEST_CASE("matmul on cuda rejects dtypes and devices it cannot run", "[gpu]") {
 
 #ifdef HONE_WITH_CUDA
 
-TEST_CASE("the cuBLASLt baseline applies bias and residual like GemmParams says", "[gpu]") {
+TEST_CASE("the cuBLASLt baseline applies bias and residual like GemmParams says", HONE_DEVICE_TAG) {
   using kernels::GemmType;
   const std::int64_t m = 33, n = 65, k = 31, batch = 2;
   const Tensor a = int_tensor({batch, m, k}, 31), b = int_tensor({k, n}, 32);
@@ -267,7 +268,7 @@ TEST_CASE("the cuBLASLt baseline applies bias and residual like GemmParams says"
         }
 }
 
-TEST_CASE("blas_gemm names the bad field", "[gpu]") {
+TEST_CASE("blas_gemm names the bad field", HONE_DEVICE_TAG) {
   kernels::GemmParams p;
   p.m = 4, p.n = 4, p.k = 4, p.lda = 2, p.ldb = 4, p.ldc = 4;
   CHECK_THROWS_WITH(cuda::check_gemm_params(p), Contains("lda = 2; expected at least 4"));
@@ -281,7 +282,7 @@ TEST_CASE("blas_gemm names the bad field", "[gpu]") {
                     Contains("c_type = bf16 with f32 A and B"));
 }
 
-TEST_CASE("devices and streams: guards nest, restore and stay per thread", "[gpu]") {
+TEST_CASE("devices and streams: guards nest, restore and stay per thread", HONE_DEVICE_TAG) {
   cuda::set_device(0);
   CHECK(cuda::current_device() == 0);
   CHECK_THROWS_WITH(cuda::set_device(cuda_device_count()),
@@ -310,7 +311,7 @@ TEST_CASE("devices and streams: guards nest, restore and stay per thread", "[gpu
   CHECK(cuda::current_stream() == main);
 }
 
-TEST_CASE("ops run on the guarded stream, ordered by events", "[gpu]") {
+TEST_CASE("ops run on the guarded stream, ordered by events", HONE_DEVICE_TAG) {
   const std::int64_t n = 512;
   const Tensor a = int_tensor({n, n}, 41), b = int_tensor({n, n}, 42);
   const Tensor ref = Tensor::empty({n, n}, DType::f64);
@@ -346,7 +347,7 @@ TEST_CASE("ops run on the guarded stream, ordered by events", "[gpu]") {
   CHECK(dev.to_vector<float>() == host.to_vector<float>());
 }
 
-TEST_CASE("a block freed and reused at once is safe on the ops stream", "[gpu]") {
+TEST_CASE("a block freed and reused at once is safe on the ops stream", HONE_DEVICE_TAG) {
   // The allocator is not stream-aware: a block handed back while a kernel may still write it
   // is handed out again at once. On one stream the next user's kernels queue behind, so the
   // second product must win. (An odd width gives the block a size no other test leaves.)

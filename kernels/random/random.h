@@ -1,11 +1,12 @@
-// Launcher for filling device memory with Philox uniforms. Element i of the output is
-// philox_uniform_at(seed, offset, i) (include/hone/random.h): the same value the CPU computes.
+// Launcher of the Philox uniform fill (philox.cu). Host header without CUDA types. Element i
+// of the output is philox_uniform_at(seed, offset, i) (include/hone/random.h): the same value
+// the CPU computes.
 #pragma once
-#include <cuda_runtime.h>
-
 #include <cstdint>
 
-namespace hone::kernels {
+#include "kernels/common/launcher.h"
+
+HONE_KERNELS_BEGIN
 
 struct PhiloxUniformParams {
   float* out = nullptr;      // (n) device memory
@@ -16,4 +17,4 @@ struct PhiloxUniformParams {
 
 void philox_uniform(const PhiloxUniformParams& p, cudaStream_t stream);
 
-}  // namespace hone::kernels
+HONE_KERNELS_END
