@@ -1,5 +1,6 @@
-// CPU reference for scaled dot-product attention (forward and backward): Eigen products over
-// tiles of 32 query or key rows per (sequence, head), parallel over work items.
+// CPU reference for scaled dot-product attention: forward and backward as Eigen products over
+// tiles of 32 query or key rows per (sequence, head), parallel over work items; decode against a
+// KV cache as plain loops (a few query rows per sequence).
 #include "cpu/attention.h"
 
 #include <Eigen/Dense>
@@ -260,8 +261,60 @@ void attention_bwd(const T* dout, const T* q, const T* k, const T* v, const T* o
   });
 }
 
+// Decode, per (sequence, query head): for each new query, the scaled scores of the keys it sees,
+// m = max, e = exp(s − m), out = Σ e·v / Σ e, lse = m + log Σ e.
+template <class T>
+void attention_decode(const T* q, const T* k, const T* v, const AttentionDecodeShape& sh, T* out,
+                      T* lse) {
+  const std::int64_t hq = sh.hq, hkv = sh.hkv, hd = sh.hd, tq = sh.q_len, group = hq / hkv;
+  const T scale = static_cast<T>(sh.scale);
+  parallel_for(sh.batch * hq, 1, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<T> e;
+    for (std::int64_t item = begin; item < end; ++item) {
+      const std::int64_t b = item / hq, h = item % hq, g = h / group;
+      const std::int64_t len = sh.cache_lens[b];
+      // Key j of kv head g of this sequence: kb + j·hkv·hd (likewise vb).
+      const T* kb = k + (b * sh.capacity * hkv + g) * hd;
+      const T* vb = v + (b * sh.capacity * hkv + g) * hd;
+      for (std::int64_t t = 0; t < tq; ++t) {
+        const std::int64_t pos = len - tq + t;
+        // Keys [first, last): at least the query's own.
+        const std::int64_t first =
+            sh.window > 0 ? std::max<std::int64_t>(0, pos - sh.window + 1) : 0;
+        const std::int64_t last = sh.causal ? pos + 1 : len;
+        const T* qr = q + ((b * tq + t) * hq + h) * hd;
+        e.assign(static_cast<std::size_t>(last - first), T(0));
+        T m = -std::numeric_limits<T>::infinity();
+        for (std::int64_t j = first; j < last; ++j) {
+          const T* kr = kb + j * hkv * hd;
+          T s = 0;
+          for (std::int64_t d = 0; d < hd; ++d) s += qr[d] * kr[d];
+          s *= scale;
+          e[static_cast<std::size_t>(j - first)] = s;
+          m = std::max(m, s);
+        }
+        T sum = 0;
+        for (T& x : e) {
+          x = std::exp(x - m);
+          sum += x;
+        }
+        T* o = out + ((b * tq + t) * hq + h) * hd;
+        std::fill(o, o + hd, T(0));
+        for (std::int64_t j = first; j < last; ++j) {
+          const T w = e[static_cast<std::size_t>(j - first)] / sum;
+          const T* vr = vb + j * hkv * hd;
+          for (std::int64_t d = 0; d < hd; ++d) o[d] += w * vr[d];
+        }
+        if (lse) lse[(b * hq + h) * tq + t] = m + std::log(sum);
+      }
+    }
+  });
+}
+
 #define HONE_CPU_ATTENTION_INSTANTIATE(T)                                                      \
   template void attention_fwd<T>(const T*, const T*, const T*, const AttentionShape&, T*, T*); \
+  template void attention_decode<T>(const T*, const T*, const T*, const AttentionDecodeShape&, \
+                                    T*, T*);                                                   \
   template void attention_bwd<T>(const T*, const T*, const T*, const T*, const T*, const T*,   \
                                  const AttentionShape&, T*, T*, T*);
 HONE_CPU_ATTENTION_INSTANTIATE(float)

@@ -1,5 +1,6 @@
-// CPU reference for scaled dot-product attention (forward and backward): raw-pointer kernels
-// over packed sequences with grouped-query heads. Validation lives in engine/ops/attention.cpp.
+// CPU reference for scaled dot-product attention (forward, backward, and decode against a KV
+// cache): raw-pointer kernels over packed sequences with grouped-query heads. Validation lives in
+// engine/ops/attention.cpp.
 #pragma once
 #include <cstdint>
 
@@ -39,5 +40,31 @@ void attention_fwd(const T* q, const T* k, const T* v, const AttentionShape& sha
 template <class T>
 void attention_bwd(const T* dout, const T* q, const T* k, const T* v, const T* out, const T* lse,
                    const AttentionShape& shape, T* dq, T* dk, T* dv);
+
+// Decode: the newest q_len tokens of each of `batch` sequences against that sequence's cache.
+// q, out: (batch, q_len, hq, hd); k, v: (batch, capacity, hkv, hd), of which the first
+// cache_lens[b] rows of sequence b are valid, the new tokens' keys included (q_len ≤
+// cache_lens[b] ≤ capacity). Query t of sequence b is at position p = cache_lens[b] − q_len + t
+// and sees key j < cache_lens[b] when (!causal or j ≤ p) and (window = 0 or p − j < window):
+// the rule of attention_fwd, so these are the last q_len rows of attention_fwd over the whole
+// sequence. lse, when not null: (batch, hq, q_len), natural log.
+struct AttentionDecodeShape {
+  std::int64_t batch = 0;
+  std::int64_t q_len = 1;
+  std::int64_t capacity = 1;
+  const std::int64_t* cache_lens = nullptr;  // batch entries
+  std::int64_t hq = 1;
+  std::int64_t hkv = 1;
+  std::int64_t hd = 1;
+  double scale = 1.0;  // already resolved (never 0 here)
+  bool causal = true;
+  std::int64_t window = 0;
+};
+
+// out (=), lse (=, optional). One work item per (sequence, query head): the score row of each
+// query, max-shifted softmax and the weighted sum of values, in T; deterministic.
+template <class T>
+void attention_decode(const T* q, const T* k, const T* v, const AttentionDecodeShape& shape, T* out,
+                      T* lse);
 
 }  // namespace hone::cpu

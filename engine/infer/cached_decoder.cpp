@@ -1,7 +1,7 @@
 // The KV-cache decoder. Prefill runs the prompts through the same ops as Transformer::forward
 // (the training attention over packed sequences) and keeps every layer's keys (after q/k-norm
 // and RoPE) and values; each step then runs one token per sequence and attends to the cache
-// (decode_attention). The per-family math follows engine/model/transformer.cpp op for op —
+// (ops::attention_decode). The per-family math follows engine/model/transformer.cpp op for op —
 // RMSNorm/LayerNorm, q/k/v biases, Qwen3's per-head norms, RoPE or GPT-2's learned positions,
 // SwiGLU/GELU, tied heads — and an attached adapter acts as it does there: LoRA through
 // Adapter::linear_fwd on every linear layer, prompt tuning as virtual tokens at positions
@@ -11,7 +11,6 @@
 #include <map>
 
 #include "hone/error.h"
-#include "infer/decode_attention.h"
 #include "infer/decoder.h"
 #include "ops/ops.h"
 
@@ -109,12 +108,18 @@ class CachedDecoder final : public Decoder {
     ops::embedding_fwd(Tensor::from_vector<std::int64_t>({B}, ids), param("embed"), x);
     std::vector<std::int64_t> seen(len_);
     for (auto& n : seen) ++n;  // the new token's key and value are read too
+    const Tensor cache_seqlens =
+        Tensor::from_vector<std::int32_t>({B}, std::vector<std::int32_t>(seen.begin(), seen.end()));
+    const ops::AttentionArgs attn{0.0, true, Tensor(), c_.sliding_window};
+    const Shape one_token = {B, 1, c_.num_heads, c_.head_dim};
     x = blocks(x, positions, [&](std::int64_t l, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) {
       for (std::int64_t s = 0; s < B; ++s) {
         k_[l].select(s).slice(len_[s], len_[s] + 1).copy_from(k.slice(s, s + 1));
         v_[l].select(s).slice(len_[s], len_[s] + 1).copy_from(v.slice(s, s + 1));
       }
-      decode_attention(q, k_[l], v_[l], seen, c_.sliding_window, 0.0, o);
+      // The cache keeps rows of retired sequences past B (retain moves rows down only).
+      ops::attention_decode(q.view(one_token), k_[l].slice(0, B), v_[l].slice(0, B), cache_seqlens, attn,
+                            o.view(one_token));
     });
     len_ = seen;
     return head(x);

@@ -119,11 +119,19 @@ void embedding_bwd(const Tensor& ids, const Tensor& dout, const Tensor& dtable);
 // log-sum-exp of the scaled scores of each query row. Query i of a sequence sees key j when
 // (!causal or j ≤ i) and (window = 0 or i − j < window): a window of W keeps the W most recent
 // keys, the query's own included (Mistral's sliding window).
+// CUDA: q, k, v, out, dout, dq, dk, dv bf16, lse f32, hd 32, 64, 96 or 128; cu_seqlens and
+// cache_seqlens i32 on q's device (their values are checked on the host only). The kernels size
+// their grid by the longest sequence: give max_seqlen when you know it (it is trusted on CUDA and
+// checked on the CPU); without it the op bounds it by N when S ≤ 4 (at most 4× the blocks, the
+// extra ones exit at once) and otherwise copies cu_seqlens to the host, which waits for the
+// stream. dq, dk and dv are computed together (undefined ones go to scratch memory).
 struct AttentionArgs {
   double scale = 0.0;   // 0 → 1/sqrt(hd)
   bool causal = true;
   Tensor cu_seqlens;    // undefined → padded layout
   std::int64_t window = 0;  // ≥ 0; 0 → no sliding window
+  // Packed layout: 0, or at least the longest sequence (cu_seqlens[s + 1] − cu_seqlens[s]).
+  std::int64_t max_seqlen = 0;
 };
 void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionArgs& args,
                    const Tensor& out, const Tensor& lse);
@@ -131,6 +139,16 @@ void attention_fwd(const Tensor& q, const Tensor& k, const Tensor& v, const Atte
 void attention_bwd(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                    const Tensor& out, const Tensor& lse, const AttentionArgs& args,
                    const Tensor& dq, const Tensor& dk, const Tensor& dv);
+// Decode: the newest Tq tokens of each of B sequences against its KV cache. q (B, Tq, Hq, hd);
+// k/v (B, C, Hkv, hd) whose first cache_seqlens[b] rows are sequence b's keys and values, the new
+// tokens' included (Tq ≤ cache_seqlens[b] ≤ C); cache_seqlens i32 (B) on q's device, or
+// undefined when every sequence holds C rows. Query t of sequence b is at position
+// cache_seqlens[b] − Tq + t and sees key j by the rule above (args.scale, causal, window;
+// args.cu_seqlens must be undefined), so out (=, like q) and lse (=, optional: (B, Hq, Tq)) are
+// the last Tq rows of attention_fwd over the whole sequence.
+void attention_decode(const Tensor& q, const Tensor& k, const Tensor& v,
+                      const Tensor& cache_seqlens, const AttentionArgs& args, const Tensor& out,
+                      const Tensor& lse = Tensor{});
 
 // ---------------------------------------------------------------- loss
 // logits (N, V); targets i32/i64 (N) in [0, V) or == ignore_index.
@@ -161,8 +179,10 @@ struct AdamWArgs {
   double weight_decay = 0.0;
   std::int64_t step = 1;
 };
+// param_copy (optional, param's shape and device): receives the updated weights in its own dtype
+// (CUDA: bf16, written by the same kernel) — the compute copy of fp32 master weights.
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
-                const AdamWArgs& args);
+                const AdamWArgs& args, const Tensor& param_copy = {});
 // sqrt(Σ g²) over all tensors, accumulated in f64 in a fixed order. CUDA: grads f32 or bf16,
 // reduced on the device in a fixed order (fp32 within chunks); waits for the result.
 double grad_norm(const std::vector<Tensor>& grads);

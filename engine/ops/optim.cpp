@@ -123,8 +123,13 @@ double checked_grad_norm(std::string_view op, const std::vector<Tensor>& grads) 
 }  // namespace
 
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
-                const AdamWArgs& args) {
+                const AdamWArgs& args, const Tensor& param_copy) {
   constexpr std::string_view op = "adamw_step";
+  if (param_copy.defined() && param.defined()) {
+    expect_shape(op, "param_copy", param_copy, param.shape(), described("param", param));
+    expect_device(op, "param_copy", param_copy, "param", param);
+    if (param.device().is_cuda()) expect_cuda_dtype(op, "param_copy", param_copy, {DType::bf16});
+  }
   if (param.defined() && param.device().is_cuda()) {
     // fp32 master weights and moments; the gradient in f32 or bf16.
     expect_cuda_dtype(op, "param", param, {DType::f32});
@@ -147,6 +152,7 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const 
     t.m = m.data<float>();
     t.v = v.data<float>();
     t.grad = grad.raw();
+    t.param_bf16 = param_copy.defined() ? param_copy.raw() : nullptr;
     t.n = param.numel();
     kernels::AdamWParams p;
     p.tensors = &t;
@@ -177,6 +183,7 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const 
     cpu::adamw_step<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(),
                        args.lr, args.beta1, args.beta2, args.eps, args.weight_decay, args.step);
   });
+  if (param_copy.defined()) param_copy.copy_from(param_copy.dtype() == param.dtype() ? param : param.to(param_copy.dtype()));
 }
 
 double grad_norm(const std::vector<Tensor>& grads) { return checked_grad_norm("grad_norm", grads); }

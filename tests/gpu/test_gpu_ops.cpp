@@ -384,13 +384,15 @@ TEST_CASE("ops adamw_step on cuda matches the CPU op for f32 and bf16 gradients"
       CHECK(close(pd, p32, tol) == "");
       CHECK(close(md, m32, tol) == "");
       CHECK(close(vd, v32, tol) == "");
-      // The same three steps again from the start: the same bits.
-      const Tensor pd2 = gpu(p0), md2 = gpu(m0), vd2 = gpu(v0);
+      // The same three steps again from the start: the same bits, and with a bf16 compute copy
+      // that holds the updated master weights rounded to bf16.
+      const Tensor pd2 = gpu(p0), md2 = gpu(m0), vd2 = gpu(v0), copy = poisoned_gpu({n}, DType::bf16);
       for (std::int64_t step : {1, 2, 10}) {
         args.step = step;
-        ops::adamw_step(pd2, gd, md2, vd2, args);
+        ops::adamw_step(pd2, gd, md2, vd2, args, copy);
       }
       CHECK(all_bytes({pd2, md2, vd2}) == all_bytes({pd, md, vd}));
+      CHECK(bytes(copy) == bytes(cpu_of(pd).to(DType::bf16)));
     }
 }
 

@@ -9,7 +9,6 @@
 
 #include "hone/generator.h"
 #include "hone/peft.h"
-#include "infer/decode_attention.h"
 #include "infer/decoder.h"
 #include "model/transformer.h"
 #include "ops/ops.h"
@@ -216,36 +215,6 @@ TEST_CASE("Sliding-window decoding equals a windowed prefill of the whole sequen
   const Tensor windowed = infer::make_cached_decoder(model.transformer())->prefill(seqs);
   const Tensor unwindowed = infer::make_cached_decoder(plain.transformer())->prefill(seqs);
   CHECK(test::compare(windowed, unwindowed, {1e-6, 1e-6}) != "");
-}
-
-TEST_CASE("Decode attention equals the last query of the training attention", "[cpu][infer]") {
-  const std::int64_t hq = 4, hkv = 2, hd = 8;
-  for (std::int64_t window : {0, 3}) {
-    for (std::int64_t L : {1, 5, 33}) {
-      INFO("window " << window << " length " << L);
-      const Tensor q = test::random_tensor({L, hq, hd}, DType::f64, 1 + L);
-      const Tensor k = test::random_tensor({L, hkv, hd}, DType::f64, 2 + L);
-      const Tensor v = test::random_tensor({L, hkv, hd}, DType::f64, 3 + L);
-      ops::AttentionArgs args;
-      args.cu_seqlens = Tensor::from_vector<std::int32_t>({2}, {0, static_cast<std::int32_t>(L)});
-      args.window = window;
-      const Tensor out = Tensor::empty({L, hq, hd}, DType::f64), lse = Tensor::empty({hq, L}, DType::f64);
-      ops::attention_fwd(q, k, v, args, out, lse);
-      // A cache of capacity L + 2 holding the L keys, the new token's last.
-      const Tensor kc = test::random_tensor({1, L + 2, hkv, hd}, DType::f64, 9);
-      const Tensor vc = test::random_tensor({1, L + 2, hkv, hd}, DType::f64, 10);
-      kc.select(0).slice(0, L).copy_from(k);
-      vc.select(0).slice(0, L).copy_from(v);
-      const Tensor got = test::poisoned({1, hq, hd}, DType::f64);
-      infer::decode_attention(q.slice(L - 1, L), kc, vc, {L}, window, 0.0, got);
-      CHECK(test::compare(got, out.slice(L - 1, L), test::tolerance_for(DType::f64)) == "");
-    }
-  }
-  const Tensor q = Tensor::zeros({1, 4, 8}, DType::f64), kc = Tensor::zeros({1, 3, 2, 8}, DType::f64);
-  const Tensor out = Tensor::empty({1, 4, 8}, DType::f64);
-  CHECK_THROWS_WITH(infer::decode_attention(q, kc, kc, {4}, 0, 0.0, out),
-                    Catch::Contains("length 4 of sequence 0 is outside [1, 3]"));
-  CHECK_THROWS_WITH(infer::decode_attention(q, kc, kc, {1, 1}, 0, 0.0, out), Catch::Contains("lengths has 2 entries"));
 }
 
 TEST_CASE("Generation refuses bad prompts and options by name", "[cpu][infer]") {

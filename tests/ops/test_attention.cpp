@@ -1,6 +1,6 @@
 // Scaled dot-product attention: finite-difference gradients, a naive reference on ragged
 // lengths, packed versus padded layouts, the causal mask, f32 versus f64, determinism, and
-// argument errors.
+// argument errors; decode against a KV cache versus the last rows of the forward.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -551,4 +552,230 @@ TEST_CASE("attention rejects bad arguments", "[cpu][attention]") {
   CHECK_THROWS_WITH(
       ops::attention_bwd(out, q, k, v, out, lse, args, Tensor{}, Tensor{}, v.to(DType::f32)),
       bwd && Contains("'dv'") && Contains("f32"));
+}
+
+TEST_CASE("attention max_seqlen is checked on the CPU and changes nothing", "[cpu][attention]") {
+  using Catch::Contains;
+  const Layout l = packed({3, 9, 0, 5}, 4, 2, 8, true);
+  const Inputs in = random_inputs(l, DType::f64, 301);
+  const Tensor grad_out = test::random_tensor(l.q_shape(), DType::f64, 302);
+  const Forward f = run_fwd(l, in);
+  const Grads g = run_bwd(l, in, f, grad_out);
+  for (std::int64_t bound : {9, 17}) {  // the longest sequence, and more
+    CAPTURE(bound);
+    ops::AttentionArgs args = l.args();
+    args.max_seqlen = bound;
+    const Forward fb{test::poisoned(l.q_shape(), DType::f64),
+                     test::poisoned(l.lse_shape(), DType::f64)};
+    ops::attention_fwd(in.q, in.k, in.v, args, fb.out, fb.lse);
+    CHECK(same_bits(fb.out, f.out));
+    CHECK(same_bits(fb.lse, f.lse));
+    const Tensor dq = test::poisoned(l.q_shape(), DType::f64);
+    ops::attention_bwd(grad_out, in.q, in.k, in.v, f.out, f.lse, args, dq, Tensor{}, Tensor{});
+    CHECK(same_bits(dq, g.dq));
+  }
+  ops::AttentionArgs short_bound = l.args();
+  short_bound.max_seqlen = 8;
+  const Tensor out = Tensor::empty(l.q_shape(), DType::f64);
+  const Tensor lse = Tensor::empty(l.lse_shape(), DType::f64);
+  CHECK_THROWS_WITH(ops::attention_fwd(in.q, in.k, in.v, short_bound, out, lse),
+                    Contains("[attention_fwd]") && Contains("'cu_seqlens'") &&
+                        Contains("sequence of 9 tokens at index 1") &&
+                        Contains("max_seqlen = 8"));
+  CHECK_THROWS_WITH(ops::attention_bwd(grad_out, in.q, in.k, in.v, f.out, f.lse, short_bound,
+                                       out, Tensor{}, Tensor{}),
+                    Contains("[attention_bwd]") && Contains("max_seqlen = 8"));
+  ops::AttentionArgs negative = l.args();
+  negative.max_seqlen = -1;
+  CHECK_THROWS_WITH(ops::attention_fwd(in.q, in.k, in.v, negative, out, lse),
+                    Contains("[attention_fwd]") && Contains("'max_seqlen'") && Contains("-1"));
+}
+
+namespace {
+
+// A decode problem: B sequences of the given lengths whose last Tq tokens are new, in caches of
+// C rows (rows past a sequence's length hold unrelated values the decode must not read).
+struct DecodeCase {
+  std::vector<std::int64_t> lens;
+  std::int64_t tq = 1, capacity = 0;
+  std::int64_t hq = 4, hkv = 2, hd = 8;
+  bool causal = true;
+  std::int64_t window = 0;
+  double scale = 0.0;
+
+  std::int64_t batch() const { return static_cast<std::int64_t>(lens.size()); }
+  // The whole sequences as a packed forward problem.
+  Layout full() const {
+    Layout l = packed(lens, hq, hkv, hd, causal, scale);
+    l.window = window;
+    return l;
+  }
+  ops::AttentionArgs args() const {
+    ops::AttentionArgs a;
+    a.scale = scale;
+    a.causal = causal;
+    a.window = window;
+    return a;
+  }
+  Tensor cache_seqlens() const {
+    std::vector<std::int32_t> c;
+    for (std::int64_t l : lens) c.push_back(static_cast<std::int32_t>(l));
+    return Tensor::from_vector<std::int32_t>({batch()}, c);
+  }
+};
+
+struct Decoded {
+  Tensor q, k, v;  // q (B, Tq, Hq, hd); caches (B, C, Hkv, hd)
+};
+
+// The decode inputs from the packed sequences `in` of c.full(): each sequence's last Tq query
+// rows, and its keys and values at the start of its cache rows.
+Decoded decode_inputs(const DecodeCase& c, const Inputs& in, std::uint64_t seed) {
+  const DType t = in.q.dtype();
+  Decoded d{Tensor::empty({c.batch(), c.tq, c.hq, c.hd}, t),
+            test::random_tensor({c.batch(), c.capacity, c.hkv, c.hd}, t, seed, -3.0, 3.0),
+            test::random_tensor({c.batch(), c.capacity, c.hkv, c.hd}, t, seed + 1, -3.0, 3.0)};
+  std::int64_t start = 0;
+  for (std::int64_t b = 0; b < c.batch(); ++b) {
+    const std::int64_t len = c.lens[static_cast<std::size_t>(b)];
+    d.q.select(b).copy_from(in.q.slice(start + len - c.tq, start + len));
+    d.k.select(b).slice(0, len).copy_from(in.k.slice(start, start + len));
+    d.v.select(b).slice(0, len).copy_from(in.v.slice(start, start + len));
+    start += len;
+  }
+  return d;
+}
+
+// The forward's out and lse rows of each sequence's last Tq tokens, in the decode's layouts
+// (B, Tq, Hq, hd) and (B, Hq, Tq).
+std::pair<std::vector<double>, std::vector<double>> last_rows(const DecodeCase& c,
+                                                             const Forward& f) {
+  const Layout l = c.full();
+  const std::vector<double> out = f.out.to_vector<double>(), lse = f.lse.to_vector<double>();
+  const std::vector<std::int64_t> cu = l.offsets();
+  std::vector<double> o, s;
+  for (std::int64_t b = 0; b < c.batch(); ++b) {
+    const std::int64_t first = cu[b + 1] - c.tq;
+    o.insert(o.end(), out.begin() + first * c.hq * c.hd, out.begin() + cu[b + 1] * c.hq * c.hd);
+  }
+  for (std::int64_t b = 0; b < c.batch(); ++b)
+    for (std::int64_t h = 0; h < c.hq; ++h)
+      for (std::int64_t t = 0; t < c.tq; ++t)
+        s.push_back(lse[l.lse_index(b, h, c.lens[static_cast<std::size_t>(b)] - c.tq + t)]);
+  return {o, s};
+}
+
+}  // namespace
+
+TEST_CASE("attention decode equals the last rows of the forward", "[cpu][attention][decode]") {
+  std::uint64_t seed = 400;
+  for (bool causal : {true, false})
+    for (std::int64_t group : {1, 2, 4})
+      for (std::int64_t window : {0, 1, 4})
+        for (std::int64_t tq : {1, 3}) {
+          CAPTURE(causal, group, window, tq);
+          DecodeCase c;
+          c.lens = {tq, 9, 33, 4};
+          c.tq = tq;
+          c.capacity = 40;
+          c.hkv = 2;
+          c.hq = 2 * group;
+          c.causal = causal;
+          c.window = window;
+          c.scale = window == 4 ? 0.4 : 0.0;
+          const Layout l = c.full();
+          const Inputs in = random_inputs(l, DType::f64, seed += 10);
+          const Forward f = run_fwd(l, in);
+          const Decoded d = decode_inputs(c, in, seed + 5);
+          const Tensor out = test::poisoned(d.q.shape(), DType::f64);
+          const Tensor lse = test::poisoned({c.batch(), c.hq, tq}, DType::f64);
+          ops::attention_decode(d.q, d.k, d.v, c.cache_seqlens(), c.args(), out, lse);
+          const auto [ref_out, ref_lse] = last_rows(c, f);
+          CHECK(compare_to(out, ref_out, kF64Reference) == "");
+          CHECK(compare_to(lse, ref_lse, kF64Reference) == "");
+          // f32 on the same inputs agrees with f64.
+          const Tensor out32 = test::poisoned(d.q.shape(), DType::f32);
+          ops::attention_decode(d.q.to(DType::f32), d.k.to(DType::f32), d.v.to(DType::f32),
+                                c.cache_seqlens(), c.args(), out32);
+          CHECK(test::compare(out32, out, kF32Forward) == "");
+        }
+}
+
+TEST_CASE("attention decode without cache_seqlens reads the whole cache",
+          "[cpu][attention][decode]") {
+  // Every sequence holds C rows: the same as cache_seqlens = C, and the forward's last rows.
+  DecodeCase c;
+  c.lens = {6, 6};
+  c.tq = 2;
+  c.capacity = 6;
+  c.window = 3;
+  const Inputs in = random_inputs(c.full(), DType::f64, 501);
+  const Forward f = run_fwd(c.full(), in);
+  const Decoded d = decode_inputs(c, in, 502);
+  const Tensor all = test::poisoned(d.q.shape(), DType::f64);
+  const Tensor given = test::poisoned(d.q.shape(), DType::f64);
+  ops::attention_decode(d.q, d.k, d.v, Tensor{}, c.args(), all);
+  ops::attention_decode(d.q, d.k, d.v, c.cache_seqlens(), c.args(), given);
+  CHECK(same_bits(all, given));
+  CHECK(compare_to(all, last_rows(c, f).first, kF64Reference) == "");
+  // An empty batch is a no-op.
+  const Tensor none = Tensor::empty({0, 2, 4, 8}, DType::f64);
+  CHECK_NOTHROW(ops::attention_decode(none, Tensor::empty({0, 6, 2, 8}, DType::f64),
+                                      Tensor::empty({0, 6, 2, 8}, DType::f64),
+                                      Tensor::empty({0}, DType::i32), c.args(), none.clone()));
+}
+
+TEST_CASE("attention decode rejects bad arguments", "[cpu][attention][decode]") {
+  using Catch::Contains;
+  const DType f = DType::f64;
+  const Tensor q = Tensor::zeros({2, 3, 4, 8}, f), k = Tensor::zeros({2, 10, 2, 8}, f);
+  const Tensor out = q.clone(), lens = Tensor::from_vector<std::int32_t>({2}, {3, 10});
+  const ops::AttentionArgs args;
+  const auto dec = Contains("[attention_decode]");
+  CHECK_NOTHROW(ops::attention_decode(q, k, k, lens, args, out));
+  CHECK_THROWS_WITH(ops::attention_decode(q.view({6, 4, 8}), k, k, lens, args, out),
+                    dec && Contains("'q'") && Contains("(6, 4, 8)") && Contains("(B, Tq, Hq, hd)"));
+  CHECK_THROWS_WITH(
+      ops::attention_decode(q, Tensor::zeros({2, 10, 2, 6}, f), k, lens, args, out),
+      dec && Contains("'k'") && Contains("(2, 10, 2, 6)") && Contains("(2, 3, 4, 8)"));
+  CHECK_THROWS_WITH(ops::attention_decode(q, Tensor::zeros({3, 10, 2, 8}, f), k, lens, args, out),
+                    dec && Contains("'k'") && Contains("(3, 10, 2, 8)"));
+  const Tensor k3 = Tensor::zeros({2, 10, 3, 8}, f);
+  CHECK_THROWS_WITH(ops::attention_decode(q, k3, k3, lens, args, out),
+                    dec && Contains("'k'") && Contains("3 kv heads"));
+  const Tensor small = Tensor::zeros({2, 2, 2, 8}, f);
+  CHECK_THROWS_WITH(ops::attention_decode(q, small, small, lens, args, out),
+                    dec && Contains("'k'") && Contains("cache of 2 rows") && Contains("3 new"));
+  CHECK_THROWS_WITH(ops::attention_decode(q, k, Tensor::zeros({2, 9, 2, 8}, f), lens, args, out),
+                    dec && Contains("'v'") && Contains("(2, 9, 2, 8)"));
+  CHECK_THROWS_WITH(ops::attention_decode(q, k, k.to(DType::f32), lens, args, out),
+                    dec && Contains("'v'") && Contains("f32"));
+  CHECK_THROWS_WITH(
+      ops::attention_decode(q, k, k, Tensor::from_vector<std::int64_t>({2}, {3, 10}), args, out),
+      dec && Contains("'cache_seqlens'") && Contains("i64") && Contains("i32"));
+  CHECK_THROWS_WITH(
+      ops::attention_decode(q, k, k, Tensor::from_vector<std::int32_t>({3}, {3, 3, 3}), args, out),
+      dec && Contains("'cache_seqlens'") && Contains("(3)") && Contains("(2)"));
+  CHECK_THROWS_WITH(
+      ops::attention_decode(q, k, k, Tensor::from_vector<std::int32_t>({2}, {3, 11}), args, out),
+      dec && Contains("'cache_seqlens'") && Contains("value 11 at index 1") &&
+          Contains("[3, 10]"));
+  CHECK_THROWS_WITH(
+      ops::attention_decode(q, k, k, Tensor::from_vector<std::int32_t>({2}, {2, 10}), args, out),
+      dec && Contains("value 2 at index 0"));
+  ops::AttentionArgs packed_args;
+  packed_args.cu_seqlens = Tensor::from_vector<std::int32_t>({2}, {0, 3});
+  CHECK_THROWS_WITH(ops::attention_decode(q, k, k, lens, packed_args, out),
+                    dec && Contains("'cu_seqlens'") && Contains("undefined"));
+  ops::AttentionArgs negative_window;
+  negative_window.window = -2;
+  CHECK_THROWS_WITH(ops::attention_decode(q, k, k, lens, negative_window, out),
+                    dec && Contains("'window'") && Contains("-2"));
+  CHECK_THROWS_WITH(ops::attention_decode(q, k, k, lens, args, Tensor::zeros({2, 3, 4, 7}, f)),
+                    dec && Contains("'out'") && Contains("(2, 3, 4, 7)"));
+  CHECK_THROWS_WITH(ops::attention_decode(q, k, k, lens, args, out, Tensor::zeros({2, 3, 4}, f)),
+                    dec && Contains("'lse'") && Contains("(2, 3, 4)") && Contains("(2, 4, 3)"));
+  CHECK_THROWS_WITH(ops::attention_decode(q.to(DType::bf16), k.to(DType::bf16), k.to(DType::bf16),
+                                          lens, args, out.to(DType::bf16)),
+                    dec && Contains("'q'") && Contains("has dtype bf16; expected f32 or f64"));
 }

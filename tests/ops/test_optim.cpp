@@ -180,6 +180,17 @@ TEST_CASE("adamw f32 agrees with f64 on ragged sizes", "[cpu][optim]") {
   }
 }
 
+TEST_CASE("adamw writes the updated weights into a compute copy of another dtype", "[cpu][optim]") {
+  const Tensor p = test::random_tensor({37}, DType::f32, 3), g = test::random_tensor({37}, DType::f32, 4);
+  const Tensor m = Tensor::zeros({37}, DType::f32), v = Tensor::zeros({37}, DType::f32);
+  const Tensor copy = Tensor::zeros({37}, DType::bf16), before = p.clone();
+  ops::adamw_step(p, g, m, v, {}, copy);
+  CHECK(copy.to_vector<float>() == p.to(DType::bf16).to_vector<float>());
+  CHECK(p.to_vector<float>() != before.to_vector<float>());
+  CHECK_THROWS_WITH(ops::adamw_step(p, g, m, v, {}, Tensor::zeros({36}, DType::bf16)),
+                    Catch::Contains("[adamw_step]") && Catch::Contains("'param_copy'"));
+}
+
 TEST_CASE("grad norm of known tensors", "[cpu][optim]") {
   // 3² + 4² + 12² = 169 = 13², across two tensors of different dtypes.
   std::vector<Tensor> grads = {vec({3.0, 4.0}, DType::f32), vec({12.0}, DType::f64)};
