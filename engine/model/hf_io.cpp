@@ -196,8 +196,8 @@ void Transformer::save_pretrained(const std::string& dir, std::optional<DType> s
   write_text_atomically(dir + "/config.json", c.to_json_text());
 }
 
-Transformer Transformer::from_pretrained(const std::string& dir, DType dtype, bool train_base) {
-  Transformer m(TransformerConfig::from_file(dir + "/config.json"), dtype, train_base);
+Transformer Transformer::from_pretrained(const std::string& dir, DType dtype, bool train_base, Device device) {
+  Transformer m(TransformerConfig::from_file(dir + "/config.json"), dtype, train_base, device);
   m.load(SafetensorsCheckpoint::open(dir));
   return m;
 }

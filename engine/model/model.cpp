@@ -9,13 +9,14 @@
 
 namespace hone {
 
-Model Model::load(const std::string& dir, DType dtype, bool train_base) {
-  return Model(std::make_shared<model::Transformer>(model::Transformer::from_pretrained(dir, dtype, train_base)));
+Model Model::load(const std::string& dir, DType dtype, bool train_base, Device device) {
+  return Model(std::make_shared<model::Transformer>(model::Transformer::from_pretrained(dir, dtype, train_base, device)));
 }
 
-Model Model::from_config(const std::string& config_json, std::uint64_t seed, double std, DType dtype, bool train_base) {
+Model Model::from_config(const std::string& config_json, std::uint64_t seed, double std, DType dtype, bool train_base,
+                         Device device) {
   auto t = std::make_shared<model::Transformer>(
-      model::TransformerConfig::from_json_text(config_json, "config.json"), dtype, train_base);
+      model::TransformerConfig::from_json_text(config_json, "config.json"), dtype, train_base, device);
   t->init_random(seed, std);
   return Model(std::move(t));
 }
@@ -37,6 +38,7 @@ ModelInfo Model::info() const {
 }
 
 DType Model::dtype() const { return impl_->dtype(); }
+Device Model::device() const { return impl_->device(); }
 
 std::vector<float> Model::next_token_logits(const std::vector<std::int32_t>& ids) {
   HONE_CHECK(!ids.empty(), "next_token_logits", "the sequence is empty");
@@ -49,7 +51,7 @@ std::vector<float> Model::next_token_logits(const std::vector<std::int32_t>& ids
   for (std::int64_t i = 0; i < n; ++i) b.ids.data<std::int64_t>()[i] = ids[static_cast<std::size_t>(i)];
   const Tensor logits = impl_->forward(b);
   const std::int64_t V = logits.size(1);
-  const Tensor last = logits.slice(n - 1, n).to(DType::f32);
+  const Tensor last = logits.slice(n - 1, n).to(Device::cpu()).to(DType::f32);
   return std::vector<float>(last.data<float>(), last.data<float>() + V);
 }
 

@@ -4,6 +4,7 @@
 // before each sequence.
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -25,6 +26,7 @@ struct Transformer::Layer {
 };
 struct Transformer::Acts {
   Tensor ids, positions, cu_seqlens;  // as run: with virtual tokens when there is a prompt
+  std::int64_t max_seqlen = 0;        // the longest sequence run (bounds the attention grid)
   std::vector<Layer> layers;
   Tensor x_final, h_final, mean_final, rstd_final;
   // Prompt tuning: Nv virtual tokens before each non-empty sequence s, whose real tokens
@@ -35,10 +37,13 @@ struct Transformer::Acts {
 };
 void Transformer::ActsDeleter::operator()(Acts* a) const { delete a; }
 
-Transformer::Transformer(TransformerConfig config, DType dtype, bool train_base)
-    : config_(std::move(config)), dtype_(dtype) {
-  HONE_CHECK(dtype == DType::f32 || dtype == DType::f64, kOp, "parameters must be f32 or f64 on the CPU, got ",
-             dtype_name(dtype));
+Transformer::Transformer(TransformerConfig config, DType dtype, bool train_base, Device device)
+    : config_(std::move(config)), dtype_(dtype), device_(device) {
+  if (device.is_cpu())
+    HONE_CHECK(dtype == DType::f32 || dtype == DType::f64, kOp, "parameters must be f32 or f64 on the CPU, got ",
+               dtype_name(dtype));
+  else
+    HONE_CHECK(dtype == DType::bf16, kOp, "parameters must be bf16 on ", device.str(), ", got ", dtype_name(dtype));
   build_views(train_base);
 }
 
@@ -84,7 +89,7 @@ void Transformer::build_views(bool train_base) {
 
   std::int64_t total = 0;
   for (const auto& [name, s] : layout) total += shape_numel(s);
-  params_ = Tensor::zeros({total}, dtype_);
+  params_ = Tensor::zeros({total}, dtype_, device_);
   named_.clear();
   std::int64_t at = 0;
   for (const auto& [name, s] : layout) {
@@ -98,7 +103,7 @@ void Transformer::build_views(bool train_base) {
 void Transformer::set_train_base(bool train) {
   if (train == train_base()) return;
   HONE_CHECK(!(train && adapter_), kOp, "the base cannot be trained while an adapter is attached");
-  grads_ = train ? Tensor::zeros(params_.shape(), dtype_) : Tensor();
+  grads_ = train ? Tensor::zeros(params_.shape(), grad_dtype(), device_) : Tensor();
   std::int64_t at = 0;
   for (Param& p : named_) {
     const std::int64_t n = p.value.numel();
@@ -220,7 +225,7 @@ void Transformer::init_random(std::uint64_t seed, double std) {
     if (bias) {
       p.value.fill(0.0);
     } else if (last.find("norm") != std::string::npos) {
-      p.value.fill(1.0);
+      p.value.copy_from(Tensor::full(p.value.shape(), 1.0, dtype_, device_));
     } else if (std == 0.0) {
       p.value.fill(0.0);  // the same values, without the draws' temporary memory
     } else {
@@ -242,17 +247,17 @@ void Transformer::init_random(std::uint64_t seed, double std) {
 Tensor Transformer::forward(const Batch& batch) {
   forward_trunk(batch);
   const Acts& a = *acts_;
-  Tensor logits = Tensor::empty({a.h_real.size(0), config_.vocab_size}, dtype_);
+  Tensor logits = Tensor::empty({a.h_real.size(0), config_.vocab_size}, dtype_, device_);
   ops::matmul(a.h_real, param(config_.tie_word_embeddings ? "embed" : "lm_head"), logits, kLinear);
   return logits;
 }
 
 void Transformer::norm_fwd(const Tensor& in, const std::string& w, Tensor& out, Tensor& mean, Tensor& rstd) const {
   const std::int64_t rows = in.numel() / in.size(-1);
-  out = Tensor::empty(in.shape(), dtype_);
-  rstd = Tensor::empty({rows}, dtype_);
+  out = Tensor::empty(in.shape(), dtype_, device_);
+  rstd = Tensor::empty({rows}, stat_dtype(), device_);
   if (is_gpt2(config_)) {
-    mean = Tensor::empty({rows}, dtype_);
+    mean = Tensor::empty({rows}, stat_dtype(), device_);
     ops::layernorm_fwd(in, param(w), param(w + "_b"), config_.norm_eps, out, mean, rstd);
   } else {
     ops::rmsnorm_fwd(in, param(w), config_.norm_eps, out, rstd);
@@ -265,7 +270,7 @@ void Transformer::forward_trunk(const Batch& batch) {
              kOp, "ids must be i64 (N) or (B, T); got ", batch.ids.str());
   acts_.reset(new Acts);
   Acts& a = *acts_;
-  a.ids = batch.ids.view({-1});
+  a.ids = batch.ids.view({-1}).to(Device::cpu());
   const std::int64_t N = a.ids.numel();
   if (batch.ids.ndim() == 2 && !batch.cu_seqlens.defined()) {
     const std::int64_t B = batch.ids.size(0), T = batch.ids.size(1);
@@ -274,12 +279,13 @@ void Transformer::forward_trunk(const Batch& batch) {
     for (std::int64_t b = 0; b <= B; ++b) cu.push_back(static_cast<std::int32_t>(b * T));
     for (std::int64_t i = 0; i < N; ++i) pos.push_back(i % T);
     a.cu_seqlens = Tensor::from_vector<std::int32_t>({B + 1}, cu);
-    a.positions = batch.positions.defined() ? batch.positions.view({-1}) : Tensor::from_vector<std::int64_t>({N}, pos);
+    a.positions = batch.positions.defined() ? batch.positions.view({-1}).to(Device::cpu())
+                                            : Tensor::from_vector<std::int64_t>({N}, pos);
   } else {
     HONE_CHECK(batch.cu_seqlens.defined() && batch.positions.defined(), kOp,
                "packed ids (N) need cu_seqlens and positions");
-    a.cu_seqlens = batch.cu_seqlens;
-    a.positions = batch.positions.view({-1});
+    a.cu_seqlens = batch.cu_seqlens.to(Device::cpu());
+    a.positions = batch.positions.view({-1}).to(Device::cpu());
   }
   HONE_CHECK(a.positions.numel() == N, kOp, "positions has ", a.positions.numel(), " entries for ", N, " tokens");
 
@@ -287,8 +293,9 @@ void Transformer::forward_trunk(const Batch& batch) {
   const Tensor prompt = adapter_ ? adapter_->prompt() : Tensor();
   const std::int64_t D = c.hidden_size;
   if (prompt.defined()) {
-    HONE_CHECK(prompt.ndim() == 2 && prompt.size(1) == D && prompt.dtype() == dtype_, kOp, "the prompt is ",
-               prompt.str(), "; expected (Nv, ", D, ") ", dtype_name(dtype_));
+    HONE_CHECK(prompt.ndim() == 2 && prompt.size(1) == D && prompt.dtype() == dtype_ && prompt.device() == device_,
+               kOp, "the prompt is ", prompt.str(), "; expected (Nv, ", D, ") ", dtype_name(dtype_), " on ",
+               device_.str());
     a.n_virtual = prompt.size(0);
     a.real_ids = a.ids;
     a.cu = a.cu_seqlens.to_vector<std::int64_t>();
@@ -313,7 +320,17 @@ void Transformer::forward_trunk(const Batch& batch) {
                " is outside [0, ", c.max_position_embeddings, ")",
                a.n_virtual ? cat(" (", a.n_virtual, " virtual tokens come first)") : std::string());
 
-  auto act = [&](const Shape& s) { return Tensor::empty(s, dtype_); };
+  {
+    const auto cu_run = a.cu_seqlens.to_vector<std::int64_t>();
+    for (std::size_t s = 1; s < cu_run.size(); ++s) a.max_seqlen = std::max(a.max_seqlen, cu_run[s] - cu_run[s - 1]);
+  }
+  if (device_.is_cuda()) {  // the ops read ids, positions and sequence offsets on the device
+    a.ids = a.ids.to(device_);
+    a.positions = a.positions.to(device_);
+    a.cu_seqlens = a.cu_seqlens.to(DType::i32).to(device_);
+    if (a.real_ids.defined()) a.real_ids = a.real_ids.to(device_);
+  }
+  auto act = [&](const Shape& s) { return Tensor::empty(s, dtype_, device_); };
 
   Tensor x = act({M, D});
   if (a.n_virtual == 0) {
@@ -357,9 +374,11 @@ void Transformer::block_fwd(std::int64_t l, Layer& s, Tensor& x_out) {
   const Acts& a = *acts_;
   const std::int64_t M = a.positions.numel(), D = c.hidden_size, F = c.intermediate_size;
   const std::int64_t H = c.num_heads, KV = c.num_kv_heads, hd = c.head_dim;
-  auto act = [&](const Shape& sh) { return Tensor::empty(sh, dtype_); };
+  auto act = [&](const Shape& sh) { return Tensor::empty(sh, dtype_, device_); };
+  auto stat = [&](const Shape& sh) { return Tensor::empty(sh, stat_dtype(), device_); };
   ops::AttentionArgs attn{0.0, true, a.cu_seqlens};
   attn.window = c.sliding_window;
+  attn.max_seqlen = a.max_seqlen;
   const std::string p = layer_prefix(l);
   norm_fwd(s.x, p + "norm1", s.h1, s.mean1, s.rstd1);
   s.q = act({M, H, hd});
@@ -370,8 +389,8 @@ void Transformer::block_fwd(std::int64_t l, Layer& s, Tensor& x_out) {
   if (c.qk_norm) {  // Qwen3: RMSNorm over each head's hd values before RoPE
     s.q_raw = s.q.clone();
     s.k_raw = s.k.clone();
-    s.rstd_q = act({M * H});
-    s.rstd_k = act({M * KV});
+    s.rstd_q = stat({M * H});
+    s.rstd_k = stat({M * KV});
     ops::rmsnorm_fwd(s.q_raw.view({M * H, hd}), param(p + "q_norm"), c.norm_eps, s.q.view({M * H, hd}), s.rstd_q);
     ops::rmsnorm_fwd(s.k_raw.view({M * KV, hd}), param(p + "k_norm"), c.norm_eps, s.k.view({M * KV, hd}), s.rstd_k);
   }
@@ -380,7 +399,7 @@ void Transformer::block_fwd(std::int64_t l, Layer& s, Tensor& x_out) {
     ops::rope_fwd(s.k, a.positions, c.rope, s.k);
   }
   s.o = act({M, H, hd});
-  s.lse = act({H, M});
+  s.lse = stat({H, M});
   ops::attention_fwd(s.q, s.k, s.v, attn, s.o, s.lse);
   s.x1 = s.x.clone();
   Tensor t = act({M, D});
@@ -417,7 +436,9 @@ void Transformer::backward(const Tensor& dlogits, bool accumulate) {
   HONE_CHECK(train_base() || adapter_, kOp, "backward with a frozen base and no adapter: nothing to train");
   if (!accumulate) zero_grads();  // parameter gradients accumulate (+=) below
   const std::string head = c.tie_word_embeddings ? "embed" : "lm_head";
-  Tensor dh = Tensor::zeros({N, c.hidden_size}, dtype_);
+  HONE_CHECK(dlogits.device() == device_, kOp, "dlogits is on ", dlogits.device().str(), "; the model is on ",
+             device_.str());
+  Tensor dh = Tensor::zeros({N, c.hidden_size}, dtype_, device_);
   ops::matmul_bwd(a.h_real, param(head), dlogits, dh, train_base() ? grad(head) : Tensor(), kLinear);
   backward_trunk(dh);
 }
@@ -436,24 +457,25 @@ double Transformer::loss(const Batch& batch, const Tensor& targets, double scale
   const std::string head = c.tie_word_embeddings ? "embed" : "lm_head";
   const Tensor& w = param(head);
   const Tensor dw = backward && train_base() ? grad(head) : Tensor();
-  Tensor dh = backward ? Tensor::zeros({N, c.hidden_size}, dtype_) : Tensor();
+  Tensor dh = backward ? Tensor::zeros({N, c.hidden_size}, dtype_, device_) : Tensor();
   ops::CrossEntropyArgs ce;
   ce.ignore_index = ignore_index;
+  const Tensor all_targets = targets.view({N}).to(device_);
   double total = 0;  // over chunks in order, each summed in order: deterministic
   for (std::int64_t r0 = 0; r0 < N; r0 += chunk) {
     const std::int64_t r1 = std::min(N, r0 + chunk), n = r1 - r0;
-    const Tensor h = a.h_real.slice(r0, r1), t = targets.view({N}).slice(r0, r1);
-    const Tensor logits = Tensor::empty({n, V}, dtype_), losses = Tensor::empty({n}, dtype_),
-                 lse = Tensor::empty({n}, dtype_);
+    const Tensor h = a.h_real.slice(r0, r1), t = all_targets.slice(r0, r1);
+    const Tensor logits = Tensor::empty({n, V}, dtype_, device_),
+                 losses = Tensor::empty({n}, stat_dtype(), device_), lse = Tensor::empty({n}, stat_dtype(), device_);
     ops::matmul(h, w, logits, kLinear);
     ops::cross_entropy_fwd(logits, t, ce, losses, lse);
-    const Tensor l64 = losses.to(DType::f64);
+    const std::vector<double> l64 = losses.to_vector<double>();
     double sum = 0;
-    for (std::int64_t i = 0; i < n; ++i) sum += l64.data<double>()[i];
+    for (std::int64_t i = 0; i < n; ++i) sum += l64[static_cast<std::size_t>(i)];
     total += scale * sum;
     if (backward) {
-      const Tensor dlogits = Tensor::empty({n, V}, dtype_);
-      ops::cross_entropy_bwd(Tensor::full({n}, scale, dtype_), logits, t, lse, ce, dlogits);
+      const Tensor dlogits = Tensor::empty({n, V}, dtype_, device_);
+      ops::cross_entropy_bwd(Tensor::full({n}, scale, stat_dtype(), device_), logits, t, lse, ce, dlogits);
       ops::matmul_bwd(h, w, dlogits, dh.slice(r0, r1), dw, kLinear);
     }
   }
@@ -467,12 +489,13 @@ void Transformer::backward_trunk(Tensor dh) {
   const std::int64_t N = a.h_real.size(0), M = a.positions.numel(), D = c.hidden_size, F = c.intermediate_size;
   const std::int64_t H = c.num_heads, KV = c.num_kv_heads, hd = c.head_dim;
   const bool train = train_base();
-  auto act = [&](const Shape& s) { return Tensor::empty(s, dtype_); };
-  auto zeros = [&](const Shape& s) { return Tensor::zeros(s, dtype_); };
+  auto act = [&](const Shape& s) { return Tensor::empty(s, dtype_, device_); };
+  auto zeros = [&](const Shape& s) { return Tensor::zeros(s, dtype_, device_); };
   // A frozen parameter's gradient is undefined: the ops skip it.
   auto grad_of = [&](const std::string& name) { return train ? grad(name) : Tensor(); };
   ops::AttentionArgs attn{0.0, true, a.cu_seqlens};
   attn.window = c.sliding_window;
+  attn.max_seqlen = a.max_seqlen;
 
   // Norm backward: dx (=) from dy; weight (and GPT-2 bias) gradients (+=).
   auto norm_bwd = [&](const Tensor& dy, const Tensor& x, const std::string& w, const Tensor& mean,

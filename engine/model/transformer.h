@@ -64,10 +64,13 @@ class Adapter {
 class Transformer {
  public:
   using Param = model::Param;
-  // Parameters in `dtype` (f32 or f64), zero until loaded or initialised. With train_base false
-  // no gradient slab exists (see set_train_base).
-  Transformer(TransformerConfig config, DType dtype, bool train_base = true);
-  static Transformer from_pretrained(const std::string& dir, DType dtype, bool train_base = true);
+  // Parameters in `dtype` on `device`, zero until loaded or initialised: f32 or f64 on the CPU,
+  // bf16 on CUDA (activations in the same dtype; gradients, norm and attention statistics and
+  // losses in f32 there: grad_dtype(), stat_dtype()). With train_base false no gradient slab
+  // exists (see set_train_base).
+  Transformer(TransformerConfig config, DType dtype, bool train_base = true, Device device = Device::cpu());
+  static Transformer from_pretrained(const std::string& dir, DType dtype, bool train_base = true,
+                                     Device device = Device::cpu());
 
   // Reads every parameter from a checkpoint with Hugging Face names (converted to `dtype`);
   // a missing or wrongly shaped tensor is an error naming it; tensors the model does not use
@@ -84,7 +87,8 @@ class Transformer {
   // weights, with no temporary memory).
   void init_random(std::uint64_t seed, double std = 0.02);
 
-  // Logits (N, V) for every token; keeps what backward needs. With an adapter's prompt, its Nv
+  // Logits (N, V) for every token, in dtype() on device() (batch tensors may be on the host or
+  // the device); keeps what backward needs. With an adapter's prompt, its Nv
   // virtual tokens precede every sequence at positions 0…Nv−1 and the sequence's own positions
   // shift by Nv (as PEFT does); only the real tokens get logits.
   Tensor forward(const Batch& batch);
@@ -120,6 +124,12 @@ class Transformer {
 
   const TransformerConfig& config() const { return config_; }
   DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
+  // The gradient slab's dtype: the parameters' on the CPU, f32 on CUDA (bf16 weights, f32
+  // gradients, so accumulation over micro-batches does not round to bf16 at every step).
+  DType grad_dtype() const { return device_.is_cuda() ? DType::f32 : dtype_; }
+  // Saved statistics (norm rstd/mean, attention lse) and per-token losses: f32 on CUDA.
+  DType stat_dtype() const { return device_.is_cuda() ? DType::f32 : dtype_; }
   const Tensor& params() const { return params_; }  // (P)
   const Tensor& grads() const { return grads_; }    // (P); undefined while the base is frozen
   // Internal name (e.g. "layers.0.wq") → parameter view and gradient view (undefined while
@@ -152,6 +162,7 @@ class Transformer {
 
   TransformerConfig config_;
   DType dtype_;
+  Device device_;
   Tensor params_, grads_;
   std::vector<Param> named_;
   std::shared_ptr<Adapter> adapter_;

@@ -68,8 +68,8 @@ std::string latest_checkpoint(const std::string& output_dir) {
 namespace train {
 
 std::string write_checkpoint(const std::string& output_dir, const Model& model, const Tensor& m,
-                             const Tensor& v, const SavedState& state, std::int64_t keep_last,
-                             const std::function<void(std::string_view)>& hook) {
+                             const Tensor& v, const Tensor& master, const SavedState& state,
+                             std::int64_t keep_last, const std::function<void(std::string_view)>& hook) {
   auto stage = [&](std::string_view name) {
     if (hook) hook(name);
   };
@@ -84,7 +84,10 @@ std::string write_checkpoint(const std::string& output_dir, const Model& model, 
   else
     t.save_pretrained(tmp.string(), t.dtype());
   stage("weights");
-  save_safetensors((tmp / "optimizer.safetensors").string(), {{"exp_avg", m}, {"exp_avg_sq", v}},
+  std::vector<std::pair<std::string, Tensor>> optimizer = {{"exp_avg", m.to(Device::cpu())},
+                                                            {"exp_avg_sq", v.to(Device::cpu())}};
+  if (master.defined()) optimizer.emplace_back("master", master.to(Device::cpu()));
+  save_safetensors((tmp / "optimizer.safetensors").string(), optimizer,
                    {{"optimizer", "adamw"}, {"step", std::to_string(state.step)}});
   stage("optimizer");
   write_text(tmp / "trainer_state.json", state_to_json(state));
@@ -102,7 +105,8 @@ std::string write_checkpoint(const std::string& output_dir, const Model& model, 
   return final_dir.string();
 }
 
-SavedState read_checkpoint(const std::string& dir, Model& model, const Tensor& m, const Tensor& v) {
+SavedState read_checkpoint(const std::string& dir, Model& model, const Tensor& m, const Tensor& v,
+                           const Tensor& master) {
   const fs::path d(dir);
   HONE_CHECK(fs::is_directory(d), "resume", "checkpoint folder ", dir, " does not exist");
   const SavedState st = state_from_json(read_text(d / "trainer_state.json"), (d / "trainer_state.json").string());
@@ -130,7 +134,13 @@ SavedState read_checkpoint(const std::string& dir, Model& model, const Tensor& m
                unused.empty() ? "" : unused.front(), ": is it a checkpoint of another model?");
   }
   const SafetensorsFile opt = SafetensorsFile::open((d / "optimizer.safetensors").string());
-  for (const auto& [name, dst] : {std::pair<const char*, const Tensor&>{"exp_avg", m}, {"exp_avg_sq", v}}) {
+  std::vector<std::pair<const char*, Tensor>> wanted = {{"exp_avg", m}, {"exp_avg_sq", v}};
+  if (master.defined()) {
+    HONE_CHECK(opt.find("master") != nullptr, "resume", (d / "optimizer.safetensors").string(),
+               " has no 'master' weights: it was written by a run without fp32 master weights (another backend?)");
+    wanted.emplace_back("master", master);
+  }
+  for (const auto& [name, dst] : wanted) {
     const Tensor t = opt.load(name, dst.dtype());
     HONE_CHECK(t.shape() == dst.shape(), "resume", (d / "optimizer.safetensors").string(), ": tensor '", name,
                "' has shape ", shape_str(t.shape()), "; this model needs ", shape_str(dst.shape()));

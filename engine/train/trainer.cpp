@@ -28,6 +28,9 @@ struct Trainer::State {
   Communicator* comm;
   data::Packer packer;
   Tensor m, v;  // AdamW moments, the trainable slab's shape, f32 (f64 for an f64 model)
+  // fp32 master weights of a bf16 trainable slab (the model on a device): AdamW updates them and
+  // writes their bf16 rounding into the model's weights. Undefined when the slab is f32/f64.
+  Tensor master;
   std::int64_t step = 0, total = 0;
   std::function<void(std::string_view)> checkpoint_hook;
   std::function<void(Model&)> gradient_hook;
@@ -89,9 +92,9 @@ std::int64_t steps_for_epochs(const TrainConfig& c, ExampleSource& source, std::
 // The first trainable tensor (Hugging Face or PEFT name) whose gradient holds a NaN or infinity.
 std::string first_bad_gradient(const model::Transformer& t) {
   for (const model::Param& p : t.trainable_named()) {
-    const Tensor g = p.grad.to(DType::f64);
-    for (std::int64_t i = 0; i < g.numel(); ++i) {
-      const double x = g.data<double>()[i];
+    const std::vector<double> g = p.grad.to_vector<double>();
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      const double x = g[i];
       if (!std::isfinite(x)) return cat("'", t.hf_name(p.name), "' (element ", i, " is ", x, ")");
     }
   }
@@ -110,8 +113,11 @@ Trainer::Trainer(Model& model, ExampleSource& train, TrainConfig config, std::in
     s_->comm = s_->own_comm.get();
   }
   const Tensor& p = s_->t().trainable_params();
-  s_->m = Tensor::zeros(p.shape(), p.dtype());
-  s_->v = Tensor::zeros(p.shape(), p.dtype());
+  const bool master = p.dtype() == DType::bf16;
+  const DType state_dtype = master ? DType::f32 : p.dtype();
+  if (master) s_->master = p.to(Device::cpu()).to(DType::f32).to(p.device());
+  s_->m = Tensor::zeros(p.shape(), state_dtype, p.device());
+  s_->v = Tensor::zeros(p.shape(), state_dtype, p.device());
   s_->total = s_->config.steps > 0 ? s_->config.steps : steps_for_epochs(s_->config, train, pad_id);
 }
 
@@ -173,13 +179,18 @@ StepMetrics Trainer::step() {
   adam.beta2 = c.beta2;
   adam.eps = c.eps;
   adam.step = step_no;
-  const std::int64_t base = reinterpret_cast<std::uintptr_t>(t.trainable_params().raw()) / dtype_size(t.dtype());
+  const std::size_t elem = dtype_size(t.trainable_params().dtype());
+  const std::int64_t base = reinterpret_cast<std::uintptr_t>(t.trainable_params().raw()) / elem;
   for (const model::Param& p : t.trainable_named()) {
-    const std::int64_t offset = reinterpret_cast<std::uintptr_t>(p.value.raw()) / dtype_size(t.dtype()) - base;
+    const std::int64_t offset = reinterpret_cast<std::uintptr_t>(p.value.raw()) / elem - base;
     const std::int64_t n = p.value.numel();
     adam.weight_decay = p.value.ndim() >= 2 ? c.weight_decay : 0.0;
-    ops::adamw_step(p.value.view({n}), p.grad.view({n}), s.m.slice(offset, offset + n),
-                    s.v.slice(offset, offset + n), adam);
+    if (s.master.defined())  // fp32 master weights; the model's bf16 weights are their rounding
+      ops::adamw_step(s.master.slice(offset, offset + n), p.grad.view({n}), s.m.slice(offset, offset + n),
+                      s.v.slice(offset, offset + n), adam, p.value.view({n}));
+    else
+      ops::adamw_step(p.value.view({n}), p.grad.view({n}), s.m.slice(offset, offset + n),
+                      s.v.slice(offset, offset + n), adam);
   }
   s.step = step_no;
   m.tokens = static_cast<std::int64_t>(counts[1]);
@@ -260,12 +271,13 @@ std::string Trainer::save_checkpoint() {
   st.pending = s.packer.pending();
   st.seed = s.config.seed;
   if (s.comm->rank() != 0) return {};
-  return train::write_checkpoint(s.config.output_dir, s.model, s.m, s.v, st, s.config.keep_last, s.checkpoint_hook);
+  return train::write_checkpoint(s.config.output_dir, s.model, s.m, s.v, s.master, st, s.config.keep_last,
+                                 s.checkpoint_hook);
 }
 
 void Trainer::resume(const std::string& dir) {
   State& s = *s_;
-  const train::SavedState st = train::read_checkpoint(dir, s.model, s.m, s.v);
+  const train::SavedState st = train::read_checkpoint(dir, s.model, s.m, s.v, s.master);
   HONE_CHECK(st.step <= s.total, "resume", dir, " is at step ", st.step, ", beyond this run's ", s.total, " steps");
   s.step = st.step;
   s.train.seek(st.data);
