@@ -1,13 +1,15 @@
 // GPU kernel benchmarks: GEMM TFLOP/s of hone's kernel and of cuBLASLt, measured in the same run
 // through ops::matmul (so the figures are what the engine gets), at 8192³ and at the linear
 // layers of a Llama-8B-like model with 8192 tokens; flash-attention forward and backward
-// TFLOP/s (kernels/attention; head dims 64/128, 512-16k tokens per sequence, causal and not;
-// benchmarks/gpu_check.sh times cuDNN's attention at the same shapes through PyTorch); the
+// TFLOP/s (kernels/attention; head dims 64/128, 512-16k tokens per sequence, causal and not) and,
+// in the same run on the same inputs, those of cuDNN's fused attention (cudnn_attention.h, when
+// built with the cuDNN frontend; benchmarks/gpu_check.sh adds PyTorch's SDPA backends); the
 // device-to-device copy bandwidth as the ceiling of memory-bound kernels; and a table those
-// kernels join as they arrive. Each case is
-// validated once (hone against cuBLAS), warmed up, and timed with CUDA events per launch;
-// medians are reported with the spread. Writes JSON.
-//   bench_gpu [--quick] [--json FILE] [--iters N]
+// kernels join as they arrive. Each case is validated once (GEMM: hone against cuBLAS;
+// attention: hone's forward against engine/cpu at 512 tokens and against cuDNN at every shape),
+// warmed up, and timed with CUDA events per launch; medians are reported with the spread.
+// Writes JSON.
+//   bench_gpu [--quick] [--json FILE] [--iters N] [--no-cudnn]
 #include <omp.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +31,9 @@
 #include "kernels/attention/attention.h"
 #include "ops/ops.h"
 #include "gpu_timing.h"
+#ifdef HONE_WITH_CUDNN_ATTENTION
+#include "cudnn_attention.h"
+#endif
 
 using namespace hone;
 
@@ -73,6 +79,17 @@ std::string num(double x) {
 }
 
 std::string num(const std::optional<double>& x) { return x ? num(*x) : "null"; }
+
+// A string as a JSON value's contents: quotes and backslashes escaped, control characters blanked.
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (const char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\', out += ch;
+    else if (static_cast<unsigned char>(ch) < 0x20) out += ' ';
+    else out += ch;
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------- GEMM
 // Row-major layouts as ops::matmul takes them: "NT" is a·bᵀ (the forward y = x·Wᵀ).
@@ -165,11 +182,29 @@ struct AttentionRow {
   AttentionCase c;
   Timing fwd, bwd;
   std::optional<double> rel_diff;  // forward against engine/cpu on the first sequence (seq 512)
-  double fwd_tflops() const { return c.fwd_flop() / (fwd.median_ms * 1e-3) / 1e12; }
-  double bwd_tflops() const { return 2.5 * c.fwd_flop() / (bwd.median_ms * 1e-3) / 1e12; }
+  // cuDNN on the same inputs: its times, hone's forward output against cuDNN's, and why there
+  // are none when it failed.
+  std::optional<Timing> cudnn_fwd, cudnn_bwd;
+  std::optional<double> cudnn_rel_diff;
+  std::string cudnn_error;
+  double fwd_tflops() const { return tflops(c.fwd_flop(), fwd); }
+  double bwd_tflops() const { return tflops(2.5 * c.fwd_flop(), bwd); }
+  std::optional<double> cudnn_fwd_tflops() const {
+    return cudnn_fwd ? std::optional<double>(tflops(c.fwd_flop(), *cudnn_fwd)) : std::nullopt;
+  }
+  std::optional<double> cudnn_bwd_tflops() const {
+    return cudnn_bwd ? std::optional<double>(tflops(2.5 * c.fwd_flop(), *cudnn_bwd)) : std::nullopt;
+  }
+  static double tflops(double flop, const Timing& t) { return flop / (t.median_ms * 1e-3) / 1e12; }
 };
 
-AttentionRow bench_attention(const AttentionCase& ac, int warmup, int iters) {
+#ifdef HONE_WITH_CUDNN_ATTENTION
+using CudnnBaseline = bench::CudnnAttention;
+#else
+struct CudnnBaseline {};  // not compiled in: bench_attention times hone's kernel alone
+#endif
+
+AttentionRow bench_attention(const AttentionCase& ac, int warmup, int iters, CudnnBaseline* cudnn) {
   namespace hk = hone::kernels;
   const std::int64_t b = ac.batch(), t = ac.seq, h = ac.heads(), hd = ac.hd;
   const Tensor q = random_device({b, t, h, hd}, DType::bf16, 11);
@@ -202,7 +237,8 @@ AttentionRow bench_attention(const AttentionCase& ac, int warmup, int iters) {
   bp.workspace = ws.raw(), bp.workspace_bytes = ws.nbytes();
   const cudaStream_t stream = cuda::current_stream(0);
 
-  AttentionRow row{ac, {}, {}, {}};
+  AttentionRow row;
+  row.c = ac;
   if (ac.seq == 512) {  // validation: sequence 0 against the CPU reference in f32
     hk::attention_fwd(p, stream);
     CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -223,6 +259,33 @@ AttentionRow bench_attention(const AttentionCase& ac, int warmup, int iters) {
   }
   row.fwd = time_launches([&] { hk::attention_fwd(p, stream); }, stream, warmup, iters);
   row.bwd = time_launches([&] { hk::attention_bwd(bp, stream); }, stream, warmup, iters);
+#ifdef HONE_WITH_CUDNN_ATTENTION
+  if (cudnn) {
+    // cuDNN into its own out/lse/gradients from the same q, k, v, dout; its backward reads its
+    // own forward's out and lse. A failure (a shape cuDNN does not take, a library too old)
+    // leaves the row without cuDNN figures rather than ending the benchmark.
+    try {
+      const Tensor c_out = Tensor::empty(out.shape(), DType::bf16, Device::cuda(0));
+      const Tensor c_lse = Tensor::empty(lse.shape(), DType::f32, Device::cuda(0));
+      const Tensor c_dq = Tensor::empty(dq.shape(), DType::bf16, Device::cuda(0));
+      const Tensor c_dk = Tensor::empty(dk.shape(), DType::bf16, Device::cuda(0));
+      const Tensor c_dv = Tensor::empty(dv.shape(), DType::bf16, Device::cuda(0));
+      hk::AttentionBwdParams cp = bp;
+      cp.fwd.out = view(c_out), cp.fwd.lse = static_cast<float*>(c_lse.raw());
+      cp.dq = view(c_dq), cp.dk = view(c_dk), cp.dv = view(c_dv);
+      cudnn->fwd(cp.fwd, stream);  // builds the graphs outside the timed launches
+      cudnn->bwd(cp, stream);
+      row.cudnn_rel_diff = relative_difference(out, c_out);  // out: hone's, from the timed launches
+      row.cudnn_fwd = time_launches([&] { cudnn->fwd(cp.fwd, stream); }, stream, warmup, iters);
+      row.cudnn_bwd = time_launches([&] { cudnn->bwd(cp, stream); }, stream, warmup, iters);
+    } catch (const std::exception& e) {
+      row.cudnn_error = e.what();
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+    }
+  }
+#else
+  (void)cudnn;
+#endif
   return row;
 }
 
@@ -265,12 +328,14 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string json_path;
   int iters = 0;
+  bool use_cudnn = true;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--iters") && i + 1 < argc) iters = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--no-cudnn")) use_cudnn = false;
     else {
-      std::fprintf(stderr, "usage: bench_gpu [--quick] [--json FILE] [--iters N]\n");
+      std::fprintf(stderr, "usage: bench_gpu [--quick] [--json FILE] [--iters N] [--no-cudnn]\n");
       return 2;
     }
   }
@@ -305,18 +370,53 @@ int main(int argc, char** argv) {
     }
     ops::set_gemm_backend(ops::default_gemm_backend());
 
+    // The cuDNN baseline: compiled in with the cuDNN frontend, and created here so that a cuDNN
+    // that cannot load or is too old is reported once and leaves hone's figures standing.
+    std::unique_ptr<CudnnBaseline> cudnn;
+    std::string cudnn_status = "not compiled in (no cuDNN frontend headers at configure time)";
+#ifdef HONE_WITH_CUDNN_ATTENTION
+    cudnn_status = "off (--no-cudnn)";
+    if (use_cudnn) {
+      try {
+        cudnn = std::make_unique<CudnnBaseline>();
+        cudnn_status = cudnn->version();
+      } catch (const std::exception& e) {
+        cudnn_status = cat("unavailable: ", e.what());
+      }
+    }
+#else
+    (void)use_cudnn;
+#endif
+    std::printf("attention baseline: %s\n", cudnn_status.c_str());
     std::vector<AttentionRow> attns;
-    std::printf("%-26s %-16s %10s %10s %10s  TFLOP/s\n", "attention", "batch×seq×heads", "forward",
-                "backward", "rel.diff");
+    std::printf("%-26s %-16s %9s %9s %16s %16s %9s  TFLOP/s (hone/cuDNN)\n", "attention",
+                "batch×seq×heads", "forward", "backward", "cuDNN fwd", "cuDNN bwd", "rel.diff");
     for (const AttentionCase& ac : attention_cases()) {
       if (quick && !ac.quick) continue;
-      attns.push_back(bench_attention(ac, warmup, iters));
+      attns.push_back(bench_attention(ac, warmup, iters, cudnn.get()));
       const AttentionRow& r = attns.back();
       const std::string shape = cat(ac.batch(), "×", ac.seq, "×", ac.heads());
-      std::printf("%-26s %-16s %10.1f %10.1f %10s\n", ac.name().c_str(), shape.c_str(),
-                  r.fwd_tflops(), r.bwd_tflops(), r.rel_diff ? num(*r.rel_diff).c_str() : "-");
+      auto with_ratio = [](std::optional<double> c, double h) {
+        if (!c) return std::string("-");
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.1f (%.2f)", *c, h / *c);
+        return std::string(buf);
+      };
+      std::printf("%-26s %-16s %9.1f %9.1f %16s %16s %9s\n", ac.name().c_str(), shape.c_str(),
+                  r.fwd_tflops(), r.bwd_tflops(), with_ratio(r.cudnn_fwd_tflops(), r.fwd_tflops()).c_str(),
+                  with_ratio(r.cudnn_bwd_tflops(), r.bwd_tflops()).c_str(),
+                  r.rel_diff ? num(*r.rel_diff).c_str() : "-");
+      if (!r.cudnn_error.empty()) std::printf("  cuDNN: %s\n", r.cudnn_error.c_str());
       std::fflush(stdout);
     }
+    double cudnn_build_s = 0.0;
+#ifdef HONE_WITH_CUDNN_ATTENTION
+    if (cudnn) {
+      cudnn_build_s = cudnn->build_seconds();
+      std::printf("cuDNN: %zu graphs built in %.1f s (outside the timed launches)\n", cudnn->cached_graphs(),
+                  cudnn_build_s);
+    }
+#endif
 
     std::vector<BandwidthRow> bws;
     for (const BandwidthCase& bc : bandwidth_cases(quick)) {
@@ -335,7 +435,10 @@ int main(int argc, char** argv) {
                           prop.l2CacheSize, ", \"memory_bytes\": ", prop.totalGlobalMem,
                           ", \"cc\": \"", prop.major, ".", prop.minor, "\"}, \"quick\": ",
                           quick ? "true" : "false", ", \"iters\": ", iters,
-                          ", \"hone_gemm_kernel\": ", have_hone ? "true" : "false", ",\n\"gemm\": [\n");
+                          ", \"hone_gemm_kernel\": ", have_hone ? "true" : "false",
+                          ", \"attention_baseline\": \"", json_escape(cudnn_status), "\", \"cudnn_available\": ",
+                          cudnn ? "true" : "false", ", \"cudnn_build_s\": ", num(cudnn_build_s),
+                          ",\n\"gemm\": [\n");
       for (std::size_t i = 0; i < gemms.size(); ++i) {
         const GemmRow& r = gemms[i];
         const double cu = r.tflops(*r.cublas);
@@ -362,7 +465,25 @@ int main(int argc, char** argv) {
                  ", \"fwd_ms_max\": ", num(r.fwd.max_ms), ", \"fwd_tflops\": ", num(r.fwd_tflops()),
                  ", \"bwd_ms\": ", num(r.bwd.median_ms), ", \"bwd_ms_min\": ", num(r.bwd.min_ms),
                  ", \"bwd_ms_max\": ", num(r.bwd.max_ms), ", \"bwd_tflops\": ", num(r.bwd_tflops()),
-                 ", \"rel_diff\": ", num(r.rel_diff), "}", i + 1 < attns.size() ? ",\n" : "\n");
+                 ", \"rel_diff\": ", num(r.rel_diff));
+        // cuDNN's figures of the same run (null without the baseline); ratios are hone / cuDNN.
+        auto ms = [](const std::optional<Timing>& t, double Timing::*f) {
+          return t ? num((*t).*f) : std::string("null");
+        };
+        auto ratio = [](double h, const std::optional<double>& c) { return c ? num(h / *c) : std::string("null"); };
+        j += cat(", \"cudnn_fwd_ms\": ", ms(r.cudnn_fwd, &Timing::median_ms),
+                 ", \"cudnn_fwd_ms_min\": ", ms(r.cudnn_fwd, &Timing::min_ms),
+                 ", \"cudnn_fwd_ms_max\": ", ms(r.cudnn_fwd, &Timing::max_ms),
+                 ", \"cudnn_fwd_tflops\": ", num(r.cudnn_fwd_tflops()),
+                 ", \"cudnn_bwd_ms\": ", ms(r.cudnn_bwd, &Timing::median_ms),
+                 ", \"cudnn_bwd_ms_min\": ", ms(r.cudnn_bwd, &Timing::min_ms),
+                 ", \"cudnn_bwd_ms_max\": ", ms(r.cudnn_bwd, &Timing::max_ms),
+                 ", \"cudnn_bwd_tflops\": ", num(r.cudnn_bwd_tflops()),
+                 ", \"fwd_ratio_cudnn\": ", ratio(r.fwd_tflops(), r.cudnn_fwd_tflops()),
+                 ", \"bwd_ratio_cudnn\": ", ratio(r.bwd_tflops(), r.cudnn_bwd_tflops()),
+                 ", \"cudnn_rel_diff\": ", num(r.cudnn_rel_diff), ", \"cudnn_error\": ",
+                 r.cudnn_error.empty() ? std::string("null") : cat("\"", json_escape(r.cudnn_error), "\""),
+                 "}", i + 1 < attns.size() ? ",\n" : "\n");
       }
       j += "],\n\"bandwidth\": [\n";
       for (std::size_t i = 0; i < bws.size(); ++i) {
@@ -383,13 +504,20 @@ int main(int argc, char** argv) {
                      *r.rel_diff);
         return 1;
       }
-    // The attention forward against the CPU reference: bf16 output of f32 math.
-    for (const AttentionRow& r : attns)
+    // The attention forward against the CPU reference and against cuDNN: bf16 outputs of f32
+    // math.
+    for (const AttentionRow& r : attns) {
       if (r.rel_diff && !(*r.rel_diff < 2e-2)) {
         std::fprintf(stderr, "bench_gpu: %s: forward differs from engine/cpu by %g (relative)\n",
                      r.c.name().c_str(), *r.rel_diff);
         return 1;
       }
+      if (r.cudnn_rel_diff && !(*r.cudnn_rel_diff < 2e-2)) {
+        std::fprintf(stderr, "bench_gpu: %s: forward differs from cuDNN's by %g (relative)\n",
+                     r.c.name().c_str(), *r.cudnn_rel_diff);
+        return 1;
+      }
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_gpu: %s\n", e.what());
     return 1;

@@ -13,16 +13,18 @@
 #             of the machine's Python, then in the CUDA toolkit.
 #   source    cmake + ninja build of the GPU targets alone (-DCMAKE_CUDA_ARCHITECTURES=90a) into
 #             --build-dir (default build-gpu); needs the project's build dependencies, found on
-#             the system or under DIR/deps when the bundle carries them.
+#             the system or under DIR/deps when the bundle carries them, and the cuDNN frontend
+#             headers of DIR/cudnn-frontend.tar.gz for the cuDNN attention baseline.
 # auto (the default) takes prebuilt when DIR/bin/bench_gpu exists, else source.
 #
 # Then: one nvidia-smi line; every [gpu] test binary (pass/fail counts); bench_gpu (GEMM
 # TFLOP/s of hone and cuBLAS at 8192³ and Llama-8B training shapes, flash-attention forward and
-# backward TFLOP/s at head dims 64/128 and 512-16k tokens, device-to-device copy GB/s);
-# torch.matmul at the same GEMM shapes and torch's scaled_dot_product_attention with the cuDNN
-# and the FlashAttention-2 backends at the same attention shapes when python3 has torch (the
-# attention rows show hone's ratio to cuDNN); a summary table. With $OUT set, the
-# JSON reports and the log are written there. Budget: under 5 minutes, --quick under 2.
+# backward TFLOP/s at head dims 64/128 and 512-16k tokens with cuDNN's fused attention timed in
+# the same run on the same inputs, device-to-device copy GB/s); torch.matmul at the same GEMM
+# shapes and torch's scaled_dot_product_attention with the cuDNN and the FlashAttention-2
+# backends at the same attention shapes when python3 has torch; a summary table (the attention
+# rows show hone's ratio to bench_gpu's cuDNN, or to torch's when bench_gpu has none). With $OUT
+# set, the JSON reports and the log are written there. Budget: under 5 minutes, --quick under 2.
 #
 # Exit codes: 0 all tests passed, 1 a test or benchmark failed, 2 bad usage or no binaries,
 # 77 no device (HONE_GPU_CHECK_DEVICE=none forces this, for testing the script anywhere).
@@ -33,7 +35,7 @@ mode=auto
 bundle=.gpu
 build_dir=build-gpu
 torch=1
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "gpu_check: $*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -92,6 +94,10 @@ else
   if [[ -d "$bundle/deps" ]]; then
     prefix=(-DCMAKE_PREFIX_PATH="$root/$bundle/deps")
     export PKG_CONFIG_PATH="$root/$bundle/deps/lib/pkgconfig:${PKG_CONFIG_PATH:-}"
+  fi
+  if [[ -f "$bundle/cudnn-frontend.tar.gz" ]]; then
+    mkdir -p "$build_dir/cudnn-frontend" && tar -C "$build_dir/cudnn-frontend" -xzf "$bundle/cudnn-frontend.tar.gz" &&
+      prefix+=(-DHONE_CUDNN_FRONTEND_INCLUDE="$(cd "$build_dir/cudnn-frontend" && pwd)")
   fi
   log "gpu_check: building the GPU targets from source into $build_dir"
   if ! cmake -S . -B "$build_dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DHONE_CUDA=ON \
@@ -252,17 +258,29 @@ for g in bench["gemm"]:
     t = torch.get(g["name"], {}).get("tflops")
     print(f"{'gemm ' + g['name']:<19}{shape:<26}{f(g.get('hone_tflops'), 9)}{f(g.get('cublas_tflops'), 9)}"
           f"{f(g.get('ratio'), 8, 2)}{f(t, 9)}")
+# Attention: hone and cuDNN as bench_gpu timed them in one run on the same inputs (C++), their
+# ratio, then torch's SDPA with its cuDNN and FlashAttention-2 backends. Without bench_gpu's
+# cuDNN the ratio is to torch's cuDNN, marked '*'.
+fallback = False
 if bench.get("attention"):
-    print(f"{'attention':<25}{'batch×seq×heads':<17}{'hone':>7}{'cuDNN':>7}{'ratio':>7}{'FA2':>7}   fwd | bwd TFLOP/s")
+    print(f"\nattention baseline: {bench.get('attention_baseline', 'not reported')}")
+    print(f"{'attention':<25}{'batch×seq×heads':<17}{'hone':>7}{'cuDNN':>7}{'ratio':>7}{'t.cuDNN':>8}{'t.FA2':>7}"
+          f"   fwd | bwd TFLOP/s")
 for a in bench.get("attention", []):
     t = torch_attn.get(a["name"], {})
     cells = []
     for d in ("fwd", "bwd"):
-        h, c = a.get(d + "_tflops"), t.get("cudnn_" + d + "_tflops")
-        r = h / c if isinstance(h, (int, float)) and isinstance(c, (int, float)) and c > 0 else None
-        cells.append(f"{f(h, 7)}{f(c, 7)}{f(r, 7, 2)}{f(t.get('flash2_' + d + '_tflops'), 7)}")
+        h, c, tc = a.get(d + "_tflops"), a.get("cudnn_" + d + "_tflops"), t.get("cudnn_" + d + "_tflops")
+        num = lambda x: isinstance(x, (int, float)) and x > 0
+        r, mark = (h / c, " ") if num(h) and num(c) else (h / tc, "*") if num(h) and num(tc) else (None, " ")
+        fallback |= mark == "*"
+        cells.append(f"{f(h, 7)}{f(c, 7)}{f(r, 6, 2)}{mark}{f(tc, 8)}{f(t.get('flash2_' + d + '_tflops'), 7)}")
     shape = f"{a['batch']}×{a['seq']}×{a['heads']}"
     print(f"{a['name']:<25}{shape:<17}{cells[0]} |{cells[1]}")
+    if a.get("cudnn_error"):
+        print(f"  cuDNN: {a['cudnn_error'][:150]}")
+if fallback:
+    print("  * ratio to torch's cuDNN backend (bench_gpu measured no cuDNN for that row)")
 kp = os.path.join(work, "bench_gpu_kernels.json")
 for b in bench["bandwidth"] + (json.load(open(kp))["bandwidth"] if os.path.exists(kp) else []):
     moved = f"{b['bytes'] / 1e9:.2f} GB moved"
