@@ -98,8 +98,12 @@ data::Truncation parse_truncation(const std::string& s) {
 int run_train(const TrainOptions& o) {
   HONE_CHECK(o.method == "full" || o.method == "lora" || o.method == "prompt-tuning", "train", "--method ", o.method,
              " is not one of full, lora, prompt-tuning");
-  HONE_CHECK(o.backend == "cpu", "train", "--backend ", o.backend,
-             ": the model's CUDA path is not implemented yet; use --backend cpu");
+  const Device device = o.backend == "cuda" ? Device::cuda(0) : Device::cpu();
+  if (device.is_cuda()) {
+    const int count = cuda_device_count();
+    HONE_CHECK(count > 0, "train", "--backend cuda: no CUDA device is visible to this process",
+               cuda_built() ? "" : " (this hone was built without CUDA)");
+  }
   HONE_CHECK(fs::is_directory(o.model), "train", "--model ", o.model, " is not a folder");
   require_file(fs::path(o.model) / "config.json", "model config");
   require_file(fs::path(o.model) / "tokenizer.json", "tokenizer");
@@ -112,7 +116,8 @@ int run_train(const TrainOptions& o) {
   const data::TokenizerEncoder encoder(tokenizer);
   const bool full = o.method == "full";
   // Adapters train over a frozen base: no gradient or optimizer memory is allocated for it.
-  Model model = Model::load(o.model, DType::f32, /*train_base=*/full);
+  // On CUDA: bf16 weights and activations, f32 gradients, fp32 master weights in the trainer.
+  Model model = Model::load(o.model, Model::compute_dtype(device), /*train_base=*/full, device);
   const ModelInfo info = model.info();
   if (o.method == "lora") add_lora(model, lora_config(o));
   if (o.method == "prompt-tuning") add_prompt_tuning(model, prompt_config(o), &tokenizer);
@@ -168,8 +173,8 @@ int run_train(const TrainOptions& o) {
       std::printf("resumed from %s at step %lld\n", from.c_str(), static_cast<long long>(trainer.current_step()));
     }
   }
-  std::printf("model      %s (%s, %lld parameters)\n", o.model.c_str(), info.family.c_str(),
-              static_cast<long long>(info.parameters));
+  std::printf("model      %s (%s, %lld parameters, %s on %s)\n", o.model.c_str(), info.family.c_str(),
+              static_cast<long long>(info.parameters), dtype_name(model.dtype()), device.str().c_str());
   if (!full) {
     const AdapterInfo a = adapter_info(model);
     const double pct = 100.0 * static_cast<double>(a.trainable_parameters) / static_cast<double>(info.parameters);

@@ -22,5 +22,6 @@ Device Device::parse(std::string_view s) {
 std::string Device::str() const { return is_cpu() ? "cpu" : cat("cuda:", index); }
 
 int cuda_device_count() { return cuda::device_count(); }
+bool cuda_built() { return cuda::built_with_cuda(); }
 
 }  // namespace hone

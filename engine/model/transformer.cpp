@@ -44,6 +44,11 @@ Transformer::Transformer(TransformerConfig config, DType dtype, bool train_base,
                dtype_name(dtype));
   else
     HONE_CHECK(dtype == DType::bf16, kOp, "parameters must be bf16 on ", device.str(), ", got ", dtype_name(dtype));
+  // Refused here rather than at the first forward: the attention kernels' head dims.
+  const std::int64_t hd = config_.head_dim;
+  HONE_CHECK(device.is_cpu() || hd == 32 || hd == 64 || hd == 96 || hd == 128, kOp, "this ",
+             family_name(config_.family), " model has head dim ", hd, ", which ", device.str(),
+             " does not run: the attention kernels take head dims 32, 64, 96 or 128");
   build_views(train_base);
 }
 

@@ -24,6 +24,7 @@ std::string StepMetrics::to_json() const {
   j["seconds"] = seconds;
   j["tokens_per_second"] = tokens_per_second;
   j["peak_rss_bytes"] = peak_rss_bytes;
+  if (peak_device_bytes > 0) j["peak_device_bytes"] = peak_device_bytes;
   if (eval_loss) j["eval_loss"] = *eval_loss;
   j["epoch"] = data.epoch;
   j["example"] = data.index;

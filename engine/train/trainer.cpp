@@ -10,6 +10,7 @@
 
 #include "hone/error.h"
 #include "hone/log.h"
+#include "core/caching_allocator.h"
 #include "ops/ops.h"
 #include "train/checkpoint.h"
 #include "train/internal.h"
@@ -198,6 +199,8 @@ StepMetrics Trainer::step() {
   m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   m.tokens_per_second = m.seconds > 0 ? static_cast<double>(m.tokens) / m.seconds : 0.0;
   m.peak_rss_bytes = train::peak_rss_bytes();
+  if (t.device().is_cuda())
+    m.peak_device_bytes = static_cast<std::int64_t>(cuda_allocator(t.device().index).stats().peak_allocated);
   m.data = s.train.position();
   return m;
 }

@@ -23,5 +23,7 @@ struct Device {
 // Number of CUDA devices usable by this process: 0 when hone was built without CUDA or no
 // device/driver is present.
 int cuda_device_count();
+// Whether this build of hone has its CUDA backend (kernels, cuBLASLt) compiled in.
+bool cuda_built();
 
 }  // namespace hone

@@ -121,6 +121,9 @@ struct StepMetrics {
   double seconds = 0;           // this step
   double tokens_per_second = 0;
   std::int64_t peak_rss_bytes = 0;
+  // A model on a CUDA device: the high-water mark of device memory handed out by hone's caching
+  // allocator on that device (tensors and workspaces; not the CUDA context), else 0.
+  std::int64_t peak_device_bytes = 0;
   std::optional<double> eval_loss;
   data::DataPosition data;      // where the training source stands after the step
   std::string to_json() const;  // one JSONL line (no newline)
