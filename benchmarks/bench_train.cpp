@@ -1,7 +1,13 @@
-// CPU full fine-tuning step: tokens/s and achieved GFLOP/s of hone's trainer on a GPT-2-small-
-// shaped (124M) and a small Llama-shaped model, with the machine's matmul GFLOP/s and PyTorch's
-// step time on the same model and batch measured in the same run (when torch is installed).
-//   bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch]
+// Full fine-tuning step: tokens/s and achieved GFLOP/s of hone's trainer, with PyTorch's step on
+// the same model and batch measured in the same run (when torch is installed).
+//   CPU (default): a GPT-2-small-shaped (124M) and a small Llama-shaped model in f32, with the
+//     machine's matmul GFLOP/s.
+//   --device cuda: the models in bf16 with fp32 master weights on cuda:0 (GPT-2 124M and a
+//     1.1B Llama shape), tokens/s, TFLOP/s, MFU against the device's dense bf16 peak (known for
+//     A100/H100/H200, else --peak-tflops) and peak device memory; PyTorch in fp32 with bf16
+//     autocast and fused AdamW. Exit 77 without a device.
+//   bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch] [--device cpu|cuda]
+//               [--peak-tflops X]
 #include <omp.h>
 #include <sys/wait.h>
 
@@ -16,9 +22,13 @@
 #include <unistd.h>
 #include <vector>
 
+#include "hone/device.h"
 #include "hone/random.h"
 #include "hone/trainer.h"
 #include "ops/ops.h"
+#ifdef HONE_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
 
 using namespace hone;
 using nlohmann::json;
@@ -45,6 +55,17 @@ std::vector<Case> cases(bool quick) {
                          {"max_position_embeddings", 1024}, {"tie_word_embeddings", false}}, 2, 256}};
 }
 
+// Shapes for a GPU step: enough work per step to fill the device.
+std::vector<Case> device_cases(bool quick) {
+  const json gpt2 = {{"model_type", "gpt2"}, {"vocab_size", 50257}, {"n_embd", 768}, {"n_layer", 12}, {"n_head", 12},
+                     {"n_positions", 2048}};
+  const json llama = {{"model_type", "llama"}, {"vocab_size", 32000}, {"hidden_size", 2048},
+                      {"intermediate_size", 5632}, {"num_hidden_layers", 16}, {"num_attention_heads", 32},
+                      {"num_key_value_heads", 8}, {"max_position_embeddings", 4096}, {"tie_word_embeddings", false}};
+  if (quick) return {{"gpt2-124M", gpt2, 4, 512}, {"llama-1.1B", llama, 2, 1024}};
+  return {{"gpt2-124M", gpt2, 8, 1024}, {"llama-1.1B", llama, 4, 2048}};
+}
+
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // hone's matmul (f32) at n³: best of 5.
@@ -68,8 +89,8 @@ double flops_per_token(const ModelInfo& info, std::int64_t seq) {
          12.0 * static_cast<double>(info.layers * info.hidden_size * seq);
 }
 
-json run_hone(const Case& c, int steps) {
-  Model model = Model::from_config(c.config.dump(), 1);
+json run_hone(const Case& c, int steps, Device device) {
+  Model model = Model::from_config(c.config.dump(), 1, 0.02, Model::compute_dtype(device), true, device);
   std::vector<data::TokenizedExample> ex;
   const std::int64_t vocab = model.info().vocab_size;
   for (int i = 0; i < 8; ++i) {
@@ -89,22 +110,29 @@ json run_hone(const Case& c, int steps) {
   cfg.progress = false;
   Trainer trainer(model, source, cfg, 0);
   std::vector<double> times;
-  trainer.train([&](const StepMetrics& m) { times.push_back(m.seconds); });
+  std::int64_t peak_device = 0;
+  trainer.train([&](const StepMetrics& m) {
+    times.push_back(m.seconds);
+    peak_device = std::max(peak_device, m.peak_device_bytes);
+  });
   times.erase(times.begin());  // warm-up
   std::sort(times.begin(), times.end());
   const double step = times[times.size() / 2];
   const double tokens = static_cast<double>(c.batch * c.seq);
-  return {{"parameters", model.info().parameters}, {"seconds_per_step", step}, {"tokens_per_second", tokens / step},
-          {"gflops", flops_per_token(model.info(), c.seq) * tokens / step / 1e9}};
+  json out = {{"parameters", model.info().parameters}, {"seconds_per_step", step}, {"tokens_per_second", tokens / step},
+              {"gflops", flops_per_token(model.info(), c.seq) * tokens / step / 1e9}};
+  if (device.is_cuda()) out["peak_device_bytes"] = peak_device;
+  return out;
 }
 
-json run_torch(const std::string& python, const Case& c, int steps) {
+json run_torch(const std::string& python, const Case& c, int steps, Device device) {
   const auto dir = std::filesystem::temp_directory_path() / ("hone_bench_train_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string cfg = (dir / "config.json").string();
   std::ofstream(cfg) << c.config.dump();
   const std::string cmd = "'" + python + "' '" HONE_BENCH_DIR "/bench_train_torch.py' '" + cfg + "' " +
-                          std::to_string(c.batch) + " " + std::to_string(c.seq) + " " + std::to_string(steps) + " 2>&1";
+                          std::to_string(c.batch) + " " + std::to_string(c.seq) + " " + std::to_string(steps) + " " +
+                          (device.is_cuda() ? "cuda" : "cpu") + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -118,11 +146,28 @@ json run_torch(const std::string& python, const Case& c, int steps) {
   return {{"error", "exit " + std::to_string(code) + ": " + out.substr(0, 300)}};
 }
 
+// The device's dense bf16 tensor-core peak in TFLOP/s, from its name (0: unknown).
+double known_peak_tflops(const std::string& name) {
+  if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) return 989.4;
+  if (name.find("A100") != std::string::npos) return 312.0;
+  return 0.0;
+}
+
+std::string device_name() {
+#ifdef HONE_WITH_CUDA
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) return prop.name;
+#endif
+  return "unknown";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool quick = false, torch = true;
   int steps = 3;
+  double peak_tflops = 0;
+  Device device = Device::cpu();
   std::string json_path, python = "python3";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
@@ -130,18 +175,34 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
     else if (!std::strcmp(argv[i], "--no-torch")) torch = false;
+    else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) device = Device::parse(argv[++i]);
+    else if (!std::strcmp(argv[i], "--peak-tflops") && i + 1 < argc) peak_tflops = std::atof(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch]\n");
+      std::fprintf(stderr, "usage: bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch] "
+                           "[--device cpu|cuda] [--peak-tflops X]\n");
       return 2;
     }
   }
-  json report = {{"benchmark", "cpu_train_step"}, {"threads", omp_get_max_threads()},
-                 {"hone_matmul_gflops_1024", matmul_gflops(quick ? 256 : 1024)}};
+  json report;
+  if (device.is_cuda()) {
+    if (cuda_device_count() == 0) {
+      std::printf("bench_train: no CUDA device\n");
+      return 77;
+    }
+    const std::string name = device_name();
+    if (peak_tflops <= 0) peak_tflops = known_peak_tflops(name);
+    report = {{"benchmark", "gpu_train_step"}, {"device", name}, {"peak_bf16_tflops", peak_tflops}};
+  } else {
+    report = {{"benchmark", "cpu_train_step"}, {"threads", omp_get_max_threads()},
+              {"hone_matmul_gflops_1024", matmul_gflops(quick ? 256 : 1024)}};
+  }
   std::printf("%-12s %12s %12s %10s %14s %8s\n", "model", "hone tok/s", "hone GF/s", "torch tok/s", "torch GF/s", "ratio");
-  for (const Case& c : cases(quick)) {
-    json row = {{"model", c.name}, {"batch", c.batch}, {"seq", c.seq}, {"hone", run_hone(c, steps)}};
+  for (const Case& c : device.is_cuda() ? device_cases(quick) : cases(quick)) {
+    json row = {{"model", c.name}, {"batch", c.batch}, {"seq", c.seq}, {"hone", run_hone(c, steps, device)}};
+    if (device.is_cuda() && peak_tflops > 0)
+      row["hone"]["mfu"] = row["hone"]["gflops"].get<double>() / 1e3 / peak_tflops;
     if (torch) {
-      row["torch"] = run_torch(python, c, steps);
+      row["torch"] = run_torch(python, c, steps, device);
       if (row["torch"].contains("tokens_per_second"))
         row["ratio"] = row["hone"]["tokens_per_second"].get<double>() / row["torch"]["tokens_per_second"].get<double>();
     }
