@@ -101,7 +101,7 @@ void load_adapter(Model& model, const std::string& dir) {
   for (const model::Param& p : adapter->named_params()) {
     const SafetensorsEntry* e = file.find(p.name);
     HONE_CHECK(e != nullptr, kOp, weights_path.string(), " has no tensor '", p.name, "' that adapter_config.json implies");
-    const Tensor value = file.load(p.name, p.value.dtype());
+    const Tensor value = file.load(p.name, p.value.dtype());  // on the host; copied to the model's device
     HONE_CHECK(value.shape() == p.value.shape(), kOp, weights_path.string(), ": tensor '", p.name, "' has shape ",
                shape_str(value.shape()), "; the config and the model imply ", shape_str(p.value.shape()));
     p.value.copy_from(value);
@@ -131,7 +131,9 @@ void save_adapter(const Model& model, const std::string& dir, const std::string&
   }
   fs::create_directories(dir);
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const model::Param& p : t.adapter()->named_params()) tensors.emplace_back(p.name, p.value.to(storage));
+  // Host copies, converted there (a device model's values are bf16 on the device).
+  for (const model::Param& p : t.adapter()->named_params())
+    tensors.emplace_back(p.name, p.value.to(Device::cpu()).to(storage));
   save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors);
   write_text_atomically(fs::path(dir) / "adapter_config.json", config);
 }

@@ -101,11 +101,21 @@ void multiply(const Tensor& dst, const Tensor& by) {
   const T* b = by.data<T>();
   for (std::int64_t i = 0; i < dst.numel(); ++i) d[i] *= b[i];
 }
-void multiply_(const Tensor& dst, const Tensor& by) {
-  if (dst.dtype() == DType::f64)
-    multiply<double>(dst, by);
-  else
-    multiply<float>(dst, by);
+// t ⊙ mask (a host mask of t's shape) as a new tensor on t's device and in its dtype. A device
+// tensor goes through the host in f32 and back (rounded once): the ops have no elementwise
+// product on CUDA, and only dropout in training needs one.
+Tensor masked(const Tensor& t, const Tensor& mask) {
+  if (t.device().is_cpu()) {
+    const Tensor out = t.clone();
+    if (out.dtype() == DType::f64)
+      multiply<double>(out, mask);
+    else
+      multiply<float>(out, mask);
+    return out;
+  }
+  const Tensor host = t.to(Device::cpu()).to(DType::f32);
+  multiply<float>(host, mask);
+  return host.to(t.dtype()).to(t.device());
 }
 
 // Uniform in [lo, hi) from Philox (seed, offset), in t's dtype.
@@ -187,12 +197,17 @@ std::vector<LoraModule> resolve_lora_modules(const TransformerConfig& model, con
 }
 
 LoraAdapter::LoraAdapter(const model::Transformer& base, const LoraConfig& config)
-    : config_(config), dtype_(base.dtype()), gpt2_(base.config().family == model::Family::gpt2) {
+    : config_(config),
+      dtype_(base.dtype()),
+      device_(base.device()),
+      gpt2_(base.config().family == model::Family::gpt2) {
   modules_ = resolve_lora_modules(base.config(), config);
   std::int64_t total = 0;
   for (const LoraModule& m : modules_) total += m.r * (m.in + m.out);
-  params_ = Tensor::zeros({total}, dtype_);
-  grads_ = Tensor::zeros({total}, dtype_);
+  // On a device: bf16 values (the compute copy of the trainer's fp32 master weights) and f32
+  // gradients, which the ops accumulate from bf16 activations without rounding to bf16.
+  params_ = Tensor::zeros({total}, dtype_, device_);
+  grads_ = Tensor::zeros({total}, base.grad_dtype(), device_);
   by_layer_.resize(static_cast<std::size_t>(base.config().num_layers));
   std::int64_t at = 0;
   for (std::size_t i = 0; i < modules_.size(); ++i) {
@@ -237,14 +252,16 @@ void LoraAdapter::set_training(bool training, std::uint64_t stream) {
 
 Tensor LoraAdapter::dropout_mask(std::size_t m, std::int64_t rows) const {
   const LoraModule& mod = modules_[m];
-  const Tensor u = Tensor::empty({rows, mod.in}, dtype_);
+  // Host draws: f32 and f64 give the same values, so a device model drops what the CPU model does.
+  const DType dtype = device_.is_cpu() ? dtype_ : DType::f32;
+  const Tensor u = Tensor::empty({rows, mod.in}, dtype);
   // Each (forward, module) pair reads its own range of Philox blocks.
   const std::uint64_t offset = (stream_ * modules_.size() + m) << 32;
   ops::uniform_(u, config_.seed ^ 0xd5a7c0de5eedull, offset);
   std::vector<double> v = u.to_vector<double>();
   const double p = config_.dropout, keep = 1.0 / (1.0 - p);
   for (double& x : v) x = x >= p ? keep : 0.0;
-  return Tensor::from_vector<double>(u.shape(), v).to(dtype_);
+  return Tensor::from_vector<double>(u.shape(), v).to(dtype);
 }
 
 namespace {
@@ -271,11 +288,8 @@ void LoraAdapter::linear_fwd(std::int64_t layer, const std::vector<Proj>& projs,
     if (where.empty()) continue;
     Saved& s = saved_[i];
     s.xd = Tensor();
-    if (training_ && config_.dropout > 0) {
-      s.xd = x.clone();
-      multiply_(s.xd, dropout_mask(i, N));
-    }
-    s.u = Tensor::empty({N, m.r}, dtype_);
+    if (training_ && config_.dropout > 0) s.xd = masked(x, dropout_mask(i, N));
+    s.u = Tensor::empty({N, m.r}, dtype_, device_);
     ops::matmul(s.xd.defined() ? s.xd : x, m.A, s.u, kLinear);
     std::int64_t row = 0;
     for (std::size_t b = 0; b < where.size(); ++b) {
@@ -297,7 +311,7 @@ void LoraAdapter::linear_bwd(std::int64_t layer, const std::vector<Proj>& projs,
     if (where.empty()) continue;
     const Saved& s = saved_[i];
     HONE_CHECK(s.u.defined() && s.u.size(0) == N, kOp, "backward of ", m.key, " without its forward");
-    const Tensor du = Tensor::zeros({N, m.r}, dtype_);
+    const Tensor du = Tensor::zeros({N, m.r}, dtype_, device_);  // an activation gradient: x's dtype
     std::int64_t row = 0;
     for (std::size_t b = 0; b < where.size(); ++b) {
       ops::matmul_bwd(s.u, m.B.slice(row, row + m.rows[b]), douts[where[b]], du, m.dB.slice(row, row + m.rows[b]),
@@ -305,10 +319,9 @@ void LoraAdapter::linear_bwd(std::int64_t layer, const std::vector<Proj>& projs,
       row += m.rows[b];
     }
     if (s.xd.defined()) {
-      const Tensor dxd = Tensor::zeros({N, m.in}, dtype_);
+      const Tensor dxd = Tensor::zeros({N, m.in}, dtype_, device_);
       ops::matmul_bwd(s.xd, m.A, du, dxd, m.dA, kLinear);
-      multiply_(dxd, dropout_mask(i, N));
-      ops::add_(din, dxd);
+      ops::add_(din, masked(dxd, dropout_mask(i, N)));
     } else {
       ops::matmul_bwd(x, m.A, du, din, m.dA, kLinear);
     }
@@ -316,10 +329,14 @@ void LoraAdapter::linear_bwd(std::int64_t layer, const std::vector<Proj>& projs,
 }
 
 void LoraAdapter::fold(model::Transformer& base, double sign) {
+  HONE_CHECK(base.device() == device_ && base.dtype() == dtype_, kOp, "the adapter was made for a ",
+             dtype_name(dtype_), " model on ", device_.str(), "; this model is ", dtype_name(base.dtype()), " on ",
+             base.device().str());
   for (const LoraModule& m : modules_) {
     std::int64_t row = 0;
     for (std::size_t b = 0; b < m.projs.size(); ++b) {
-      const Tensor& w = base.weight(m.layer, m.projs[b]);  // (rows_b, in), written in place
+      // (rows_b, in), written in place; on CUDA bf16 with beta = 1, summed in fp32 and rounded once.
+      const Tensor& w = base.weight(m.layer, m.projs[b]);
       ops::matmul(m.B.slice(row, row + m.rows[b]), m.A, w, {false, false, sign * m.scale, 1.0});
       row += m.rows[b];
     }

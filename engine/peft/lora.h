@@ -1,5 +1,7 @@
 // LoRA on a Transformer's linear layers: y = W x + scale · B A dropout(x), A (r, in), B (out, r),
-// in one parameter slab with its gradient slab (the model's dtype), merge and unmerge.
+// in one parameter slab on the model's device and in its dtype (bf16 on CUDA, where the trainer
+// keeps fp32 master weights) with its gradient slab in the model's gradient dtype (f32 on CUDA),
+// merge and unmerge.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -30,7 +32,7 @@ std::vector<std::string> lora_candidate_names(const model::TransformerConfig& mo
 
 class LoraAdapter : public model::Adapter {
  public:
-  // Zero A and B for the modules `config` selects on `base`, in the base's dtype.
+  // Zero A and B for the modules `config` selects on `base`, on its device and in its dtype.
   LoraAdapter(const model::Transformer& base, const LoraConfig& config);
   void init();  // as PEFT: see LoraInit
 
@@ -44,7 +46,9 @@ class LoraAdapter : public model::Adapter {
                   const std::vector<Tensor>& douts, const Tensor& din) override;
   void set_training(bool training, std::uint64_t stream) override;
 
-  // W_block += sign · scale · B_block · A for every module (sign = +1 merges, −1 unmerges).
+  // W_block += sign · scale · B_block · A for every module (sign = +1 merges, −1 unmerges), on
+  // the model's device. bf16 weights take the rounding of W + sign · scale · B · A (fp32 sums),
+  // so an unmerge restores them only up to that rounding.
   void merge(model::Transformer& base);
   void unmerge(model::Transformer& base);
   bool merged() const { return merged_; }
@@ -54,11 +58,13 @@ class LoraAdapter : public model::Adapter {
 
  private:
   void fold(model::Transformer& base, double sign);
-  // Dropout keep mask (N, in) scaled by 1/(1 − p) for module m under `stream`.
+  // Dropout keep mask (N, in) scaled by 1/(1 − p) for module m under `stream`, on the host (the
+  // same Philox draws on every device): in the model's dtype on the CPU, f32 for a device model.
   Tensor dropout_mask(std::size_t m, std::int64_t rows) const;
 
   LoraConfig config_;
   DType dtype_;
+  Device device_;
   bool gpt2_ = false;
   std::vector<LoraModule> modules_;
   std::vector<std::vector<std::size_t>> by_layer_;  // block → its modules

@@ -19,9 +19,14 @@ PromptAdapter::PromptAdapter(const model::Transformer& base, const PromptTuningC
   HONE_CHECK(nv >= 1, kOp, "'num_virtual_tokens' is ", nv, "; it must be at least 1");
   HONE_CHECK(nv < base.config().max_position_embeddings, kOp, "'num_virtual_tokens' ", nv,
              " leaves no position for real tokens (max_position_embeddings ", base.config().max_position_embeddings, ")");
-  params_ = Tensor::zeros({nv * D}, base.dtype());
-  grads_ = Tensor::zeros({nv * D}, base.dtype());
+  params_ = Tensor::zeros({nv * D}, base.dtype(), base.device());
+  grads_ = Tensor::zeros({nv * D}, base.grad_dtype(), base.device());
   named_.push_back({"prompt_embeddings", params_.view({nv, D}), grads_.view({nv, D})});
+  if (grads_.dtype() != params_.dtype()) {
+    std::vector<std::int64_t> rows(static_cast<std::size_t>(nv));
+    for (std::int64_t i = 0; i < nv; ++i) rows[static_cast<std::size_t>(i)] = i;
+    rows_ = Tensor::from_vector<std::int64_t>({nv}, rows).to(base.device());
+  }
 }
 
 void PromptAdapter::init(const model::Transformer& base, const Tokenizer* tokenizer) {
@@ -59,9 +64,18 @@ void PromptAdapter::init(const model::Transformer& base, const Tokenizer* tokeni
   }
   for (std::int64_t id : ids)
     HONE_CHECK(id >= 0 && id < V, kOp, "token id ", id, " of the initial prompt is outside the vocabulary of ", V);
-  ops::embedding_fwd(Tensor::from_vector<std::int64_t>({nv}, ids), embed, out);
+  ops::embedding_fwd(Tensor::from_vector<std::int64_t>({nv}, ids).to(embed.device()), embed, out);
 }
 
-void PromptAdapter::prompt_bwd(const Tensor& dprompt) { ops::add_(named_[0].grad, dprompt); }
+void PromptAdapter::prompt_bwd(const Tensor& dprompt) {
+  const Tensor& grad = named_[0].grad;
+  if (dprompt.dtype() == grad.dtype()) {
+    ops::add_(grad, dprompt);
+  } else {
+    // bf16 rows into the f32 gradient on the device: row i of dprompt adds to row i (the add_
+    // op takes one dtype; the embedding gradient takes bf16 rows into an f32 table, exactly).
+    ops::embedding_bwd(rows_, dprompt, grad);
+  }
+}
 
 }  // namespace hone::peft

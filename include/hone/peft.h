@@ -7,6 +7,11 @@
 //   hone::add_lora(model, lora);              // base frozen, adapter initialised as PEFT does
 //   hone::Trainer(model, source, cfg, pad).train();   // AdamW on the adapter only
 //   hone::save_adapter(model, "out/adapter", "llama-dir");
+//
+// On a CUDA device (Model::load(dir, DType::bf16, false, Device::cuda(0))) the adapter lives on
+// the device beside the frozen bf16 base: bf16 values with f32 gradients, and the trainer keeps
+// fp32 master weights and moments for them. Files are written from host copies and loaded on
+// the host, then copied to the device.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -81,7 +86,8 @@ void save_adapter(const Model& model, const std::string& dir, const std::string&
                   DType storage = DType::f32);
 
 // LoRA: W += scale · B · A in every adapted layer; the forward then skips the adapter's term.
-// unmerge subtracts it again (equal to the original up to rounding).
+// unmerge subtracts it again (equal to the original up to rounding: on a device the bf16
+// weights are rounded at each of the two steps).
 void merge_adapter(Model& model);
 void unmerge_adapter(Model& model);
 // Detaches the adapter (a merged one stays in the weights); the base stays frozen.

@@ -1,0 +1,440 @@
+// LoRA and prompt tuning on a model on cuda:0 (bf16 base and adapter values, f32 adapter
+// gradients) against the same adapters on the CPU f32 model with the same bf16-representable
+// base and adapter values: logits, loss and adapter gradients (dropout included: both backends
+// draw the same mask), training through the Trainer with the base left bitwise unchanged,
+// merging, and adapter files written from the device.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "hone/peft.h"
+#include "hone/trainer.h"
+#include "model/transformer.h"
+#include "support/device_tag.h"
+#include "support/train_data.h"
+
+using namespace hone;
+namespace fs = std::filesystem;
+
+namespace {
+
+const Device kDev = Device::cuda(0);
+
+// The fixture config of `family` with head dim 32 (the attention kernels' smallest).
+std::string config_of(const std::string& family) {
+  std::ifstream in(std::string(HONE_TEST_DATA_DIR) + "/models/" + family + "/config.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  if (family == "gpt2") {
+    j["n_embd"] = 64;
+    j["n_head"] = 2;
+  } else {
+    j["hidden_size"] = 64;
+    j["num_attention_heads"] = 2;
+    j["num_key_value_heads"] = 1;
+    j["head_dim"] = 32;
+  }
+  return j.dump();
+}
+
+// ||a − b|| / max(||b||, floor · sqrt(n)).
+double rel_err(const std::vector<double>& x, const std::vector<double>& y, double floor = 1e-4) {
+  REQUIRE(x.size() == y.size());
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    num += (x[i] - y[i]) * (x[i] - y[i]);
+    den += y[i] * y[i];
+  }
+  return std::sqrt(num / std::max(den, floor * floor * static_cast<double>(x.size())));
+}
+double rel_err(const Tensor& a, const Tensor& b, double floor = 1e-4) {
+  return rel_err(a.to_vector<double>(), b.to_vector<double>(), floor);
+}
+double rms(const Tensor& t) {
+  double sum = 0;
+  for (double v : t.to_vector<double>()) sum += v * v;
+  return std::sqrt(sum / static_cast<double>(std::max<std::int64_t>(t.numel(), 1)));
+}
+
+// Packed sequences of lengths {7, 1, 12}, random ids, next-id targets, -100 at each end.
+struct Packed {
+  model::Batch batch;
+  Tensor targets;
+  double counted = 0;
+};
+Packed packed_batch(std::int64_t vocab, std::uint64_t seed) {
+  const std::vector<std::int64_t> lens = {7, 1, 12};
+  std::vector<std::int64_t> ids, pos, tgt;
+  std::vector<std::int32_t> cu = {0};
+  std::uint64_t x = seed;
+  for (std::int64_t len : lens) {
+    for (std::int64_t i = 0; i < len; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      ids.push_back(static_cast<std::int64_t>((x >> 33) % static_cast<std::uint64_t>(vocab)));
+      pos.push_back(i);
+    }
+    cu.push_back(cu.back() + static_cast<std::int32_t>(len));
+  }
+  Packed p;
+  for (std::size_t s = 0; s + 1 < cu.size(); ++s)
+    for (std::int32_t i = cu[s]; i < cu[s + 1]; ++i) {
+      tgt.push_back(i + 1 < cu[s + 1] ? ids[i + 1] : -100);
+      p.counted += tgt.back() >= 0;
+    }
+  const auto n = static_cast<std::int64_t>(ids.size());
+  p.batch.ids = Tensor::from_vector<std::int64_t>({n}, ids);
+  p.batch.positions = Tensor::from_vector<std::int64_t>({n}, pos);
+  p.batch.cu_seqlens = Tensor::from_vector<std::int32_t>({static_cast<std::int64_t>(cu.size())}, cu);
+  p.targets = Tensor::from_vector<std::int64_t>({n}, tgt);
+  return p;
+}
+
+// A frozen bf16 model on cuda:0 (random weights) and a frozen CPU f32 model with the same values.
+struct Pair {
+  Model dev, cpu;
+};
+Pair twins(const std::string& config, std::uint64_t seed = 7) {
+  Pair p{Model::from_config(config, seed, 0.1, DType::bf16, false, kDev),
+         Model::from_config(config, 0, 0.0, DType::f32, false)};
+  p.cpu.transformer().params().copy_from(p.dev.transformer().params().to(Device::cpu()).to(DType::f32));
+  return p;
+}
+
+// The CPU adapter takes the device adapter's (bf16) values.
+void copy_adapter(Pair& p) {
+  p.cpu.transformer().adapter()->params().copy_from(
+      p.dev.transformer().adapter()->params().to(Device::cpu()).to(DType::f32));
+}
+
+LoraConfig lora_config(double dropout) {
+  LoraConfig c;
+  c.r = 4;
+  c.alpha = 8;
+  c.dropout = dropout;
+  c.target_modules = {"all-linear"};
+  c.init = LoraInit::none;  // B random too: the adapter changes the outputs
+  c.seed = 3;
+  return c;
+}
+
+PromptTuningConfig prompt_config() {
+  PromptTuningConfig c;
+  c.num_virtual_tokens = 3;
+  c.init = PromptInit::random;
+  c.seed = 4;
+  return c;
+}
+
+// Logits, loss and adapter gradients of the pair (training mode on `stream` when `training`).
+void compare_forward_backward(Pair& p, bool training, std::uint64_t stream) {
+  model::Transformer& dev = p.dev.transformer();
+  model::Transformer& cpu = p.cpu.transformer();
+  const Packed b = packed_batch(cpu.config().vocab_size, 11);
+  dev.adapter()->set_training(training, stream);
+  cpu.adapter()->set_training(training, stream);
+
+  const Tensor ref_logits = cpu.forward(b.batch);
+  const Tensor logits = dev.forward(b.batch);
+  REQUIRE(logits.device() == kDev);
+  CHECK(rel_err(logits, ref_logits) < 2e-2);
+
+  const double scale = 1.0 / b.counted;
+  const double ref_loss = cpu.loss(b.batch, b.targets, scale, true, false, -100, 8);
+  const double loss = dev.loss(b.batch, b.targets, scale, true, false, -100, 8);
+  CHECK(std::fabs(loss - ref_loss) < 1e-2 * std::fabs(ref_loss));
+  REQUIRE(dev.adapter()->grads().dtype() == DType::f32);
+  REQUIRE(dev.adapter()->grads().device() == kDev);
+  const double floor = 0.1 * rms(cpu.adapter()->grads());
+  REQUIRE(floor > 0);
+  const auto& ref = cpu.adapter()->named_params();
+  const auto& got = dev.adapter()->named_params();
+  REQUIRE(ref.size() == got.size());
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    INFO(ref[i].name);
+    CHECK(got[i].name == ref[i].name);
+    CHECK(rel_err(got[i].grad, ref[i].grad, floor) < 5e-2);
+  }
+  dev.adapter()->set_training(false, 0);
+  cpu.adapter()->set_training(false, 0);
+}
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name)
+      : path(fs::temp_directory_path() / ("hone_emulated_peft_" + name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string str() const { return path.string(); }
+};
+
+TrainConfig train_config() {
+  TrainConfig c;
+  c.lr = 3e-3;
+  c.warmup_steps = 1;
+  c.steps = 3;
+  c.batch_rows = 2;
+  c.seq_len = 16;
+  c.weight_decay = 0.01;
+  c.progress = false;
+  return c;
+}
+
+std::vector<float> values(const Tensor& t) { return t.to_vector<float>(); }
+double norm(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x * x;
+  return std::sqrt(sum);
+}
+
+}  // namespace
+
+TEST_CASE("LoRA on the device matches the CPU: logits, loss and adapter gradients", HONE_DEVICE_TAG) {
+  for (const std::string family : {"llama", "gpt2"}) {
+    for (const double dropout : {0.0, 0.25}) {
+      INFO(family << " dropout " << dropout);
+      Pair p = twins(config_of(family));
+      const Packed b = packed_batch(p.cpu.transformer().config().vocab_size, 11);
+      const Tensor base_logits = p.cpu.transformer().forward(b.batch);
+      add_lora(p.dev, lora_config(dropout));
+      add_lora(p.cpu, lora_config(dropout));
+      const model::Adapter& a = *p.dev.transformer().adapter();
+      REQUIRE(a.params().device() == kDev);
+      REQUIRE(a.params().dtype() == DType::bf16);
+      copy_adapter(p);
+      // The adapter matters: its term moves the logits well beyond bf16 rounding.
+      CHECK(rel_err(p.cpu.transformer().forward(b.batch), base_logits) > 0.05);
+      compare_forward_backward(p, dropout > 0, 5);
+    }
+  }
+}
+
+TEST_CASE("LoRA dropout draws the same mask on the device as on the CPU", HONE_DEVICE_TAG) {
+  Pair p = twins(config_of("llama"));
+  add_lora(p.dev, lora_config(0.5));
+  add_lora(p.cpu, lora_config(0.5));
+  copy_adapter(p);
+  const Packed b = packed_batch(p.cpu.transformer().config().vocab_size, 2);
+  model::Transformer& dev = p.dev.transformer();
+  model::Transformer& cpu = p.cpu.transformer();
+  auto logits = [&](model::Transformer& t, bool training, std::uint64_t stream) {
+    t.adapter()->set_training(training, stream);
+    const Tensor l = t.forward(b.batch).to(Device::cpu());
+    t.adapter()->set_training(false, 0);
+    return l.dtype() == DType::f32 ? l : l.to(DType::f32);
+  };
+  const Tensor eval = logits(cpu, false, 0), s1 = logits(cpu, true, 1), s2 = logits(cpu, true, 2);
+  // Dropout changes the logits, and another stream another way; the device follows each.
+  CHECK(rel_err(s1, eval) > 0.05);
+  CHECK(rel_err(s2, s1) > 0.05);
+  CHECK(rel_err(logits(dev, true, 1), s1) < 2e-2);
+  CHECK(rel_err(logits(dev, true, 2), s2) < 2e-2);
+  CHECK(rel_err(logits(dev, false, 0), eval) < 2e-2);
+}
+
+TEST_CASE("prompt tuning on the device matches the CPU: logits, loss and prompt gradient", HONE_DEVICE_TAG) {
+  for (const std::string family : {"llama", "gpt2"}) {
+    INFO(family);
+    Pair p = twins(config_of(family));
+    add_prompt_tuning(p.dev, prompt_config());
+    add_prompt_tuning(p.cpu, prompt_config());
+    const Tensor prompt = p.dev.transformer().adapter()->prompt();
+    REQUIRE(prompt.device() == kDev);
+    REQUIRE(prompt.dtype() == DType::bf16);
+    REQUIRE(prompt.shape() == (Shape{3, 64}));
+    CHECK(rms(prompt) > 0.5);  // standard normal
+    copy_adapter(p);
+    compare_forward_backward(p, true, 0);
+  }
+}
+
+TEST_CASE("prompt tuning's vocabulary initialisation reads the device model's embeddings", HONE_DEVICE_TAG) {
+  Pair p = twins(config_of("llama"));
+  PromptTuningConfig c = prompt_config();
+  c.init = PromptInit::sample_vocab;
+  add_prompt_tuning(p.dev, c);
+  add_prompt_tuning(p.cpu, c);
+  const Tensor dev = p.dev.transformer().adapter()->prompt();
+  CHECK(rms(dev) > 0.05);  // rows of the embedding (std 0.1)
+  CHECK(dev.to_vector<double>() == p.cpu.transformer().adapter()->prompt().to_vector<double>());
+}
+
+// AdamW's first steps amplify bf16 noise (a step moves each element by about ±lr whatever the
+// gradient's size, so tiny gradients whose sign differs move the other way), so the runs are
+// compared step by step: the CPU run takes the device's gradient after checking it against its
+// own, and the device's bf16 adapter must then be the rounding of the CPU's f32 one.
+TEST_CASE("training an adapter on the device moves the adapter only and follows the CPU update", HONE_DEVICE_TAG) {
+  for (const bool lora : {true, false}) {
+    INFO((lora ? "LoRA" : "prompt tuning"));
+    Pair p = twins(config_of("llama"), 21);
+    if (lora) {
+      add_lora(p.dev, lora_config(0.1));
+      add_lora(p.cpu, lora_config(0.1));
+    } else {
+      add_prompt_tuning(p.dev, prompt_config());
+      add_prompt_tuning(p.cpu, prompt_config());
+    }
+    copy_adapter(p);
+    const std::vector<float> base = values(p.dev.transformer().params());
+    const std::vector<double> start = p.cpu.transformer().adapter()->params().to_vector<double>();
+    std::vector<double> dev_losses, cpu_losses;
+    std::vector<Tensor> dev_grads;
+    {
+      VectorSource source(test::examples(24, 4), 8);
+      Trainer trainer(p.dev, source, train_config(), 0);
+      trainer.set_gradient_hook(
+          [&](Model& m) { dev_grads.push_back(m.transformer().adapter()->grads().to(Device::cpu())); });
+      trainer.train([&](const StepMetrics& s) { dev_losses.push_back(s.loss); });
+    }
+    {
+      VectorSource source(test::examples(24, 4), 8);
+      Trainer trainer(p.cpu, source, train_config(), 0);
+      std::size_t step = 0;
+      trainer.set_gradient_hook([&](Model& m) {
+        INFO("step " << step + 1);
+        const Tensor& g = m.transformer().adapter()->grads();
+        REQUIRE(step < dev_grads.size());
+        CHECK(rel_err(dev_grads[step], g) < 5e-2);
+        g.copy_from(dev_grads[step++]);
+      });
+      trainer.train([&](const StepMetrics& s) { cpu_losses.push_back(s.loss); });
+    }
+    CHECK(values(p.dev.transformer().params()) == base);  // the frozen base: bitwise
+    REQUIRE(dev_losses.size() == 3);
+    REQUIRE(cpu_losses.size() == 3);
+    for (std::size_t i = 0; i < dev_losses.size(); ++i) {
+      INFO("step " << i + 1);
+      CHECK(std::fabs(dev_losses[i] - cpu_losses[i]) < 1e-2 * cpu_losses[i]);
+    }
+    // Every element within half a bf16 ulp of the CPU's value (2^-8 of its magnitude at most).
+    const std::vector<double> dev = p.dev.transformer().adapter()->params().to_vector<double>();
+    const std::vector<double> cpu = p.cpu.transformer().adapter()->params().to_vector<double>();
+    std::size_t moved = 0, outside = 0;
+    for (std::size_t i = 0; i < cpu.size(); ++i) {
+      moved += std::fabs(cpu[i] - start[i]) > 1e-3;
+      outside += std::fabs(dev[i] - cpu[i]) > std::ldexp(std::fabs(cpu[i]), -8) * 1.001 + 1e-7;
+    }
+    CHECK(moved > cpu.size() / 2);  // three steps of lr 3e-3 move almost every element
+    CHECK(outside == 0);
+  }
+}
+
+TEST_CASE("a LoRA run on the device resumes bitwise from its checkpoint", HONE_DEVICE_TAG) {
+  TempDir dir("resume");
+  TrainConfig c = train_config();
+  c.steps = 4;
+  auto fresh = [&] {
+    Model m = Model::from_config(config_of("llama"), 21, 0.2, DType::bf16, false, kDev);
+    add_lora(m, lora_config(0.1));
+    return m;
+  };
+  std::vector<float> straight;
+  std::vector<double> straight_losses;
+  {
+    Model m = fresh();
+    VectorSource source(test::examples(24, 4), 8);
+    Trainer trainer(m, source, c, 0);
+    trainer.train([&](const StepMetrics& s) { straight_losses.push_back(s.loss); });
+    straight = values(m.transformer().adapter()->params());
+  }
+  std::string checkpoint;
+  {
+    Model m = fresh();
+    VectorSource source(test::examples(24, 4), 8);
+    TrainConfig first = c;
+    first.output_dir = dir.str();
+    Trainer trainer(m, source, first, 0);
+    trainer.step();
+    trainer.step();
+    checkpoint = trainer.save_checkpoint();
+  }
+  Model m = fresh();
+  m.transformer().adapter()->params().fill(0.0);  // everything must come from the checkpoint
+  VectorSource source(test::examples(24, 4), 8);
+  Trainer trainer(m, source, c, 0);
+  trainer.resume(checkpoint);
+  std::vector<double> losses;
+  trainer.train([&](const StepMetrics& s) { losses.push_back(s.loss); });
+  REQUIRE(losses.size() == 2);
+  CHECK(losses[0] == straight_losses[2]);
+  CHECK(losses[1] == straight_losses[3]);
+  CHECK(values(m.transformer().adapter()->params()) == straight);
+}
+
+TEST_CASE("merging LoRA on the device equals the CPU merge up to bf16 rounding", HONE_DEVICE_TAG) {
+  for (const std::string family : {"llama", "gpt2"}) {
+    INFO(family);
+    Pair p = twins(config_of(family));
+    add_lora(p.dev, lora_config(0.0));
+    add_lora(p.cpu, lora_config(0.0));
+    copy_adapter(p);
+    const Packed b = packed_batch(p.cpu.transformer().config().vocab_size, 3);
+    const Tensor before = p.dev.transformer().params().to(Device::cpu()).to(DType::f32);
+    const Tensor unmerged_logits = p.dev.transformer().forward(b.batch);
+    merge_adapter(p.dev);
+    merge_adapter(p.cpu);
+    CHECK(adapter_info(p.dev).merged);
+    const std::vector<double> dev = p.dev.transformer().params().to_vector<double>();
+    const std::vector<double> cpu = p.cpu.transformer().params().to_vector<double>();
+    const std::vector<double> orig = before.to_vector<double>();
+    // Each merged bf16 weight is the rounding of the fp32 sum W + s·B·A: within half an ulp,
+    // at most 2^-8 of its magnitude (and the two backends' fp32 sums differ far less).
+    std::size_t changed = 0, outside = 0;
+    for (std::size_t i = 0; i < dev.size(); ++i) {
+      changed += cpu[i] != orig[i];
+      outside += std::fabs(dev[i] - cpu[i]) > std::ldexp(std::fabs(cpu[i]), -8) * 1.001 + 1e-6;
+    }
+    CHECK(changed > dev.size() / 4);
+    CHECK(outside == 0);
+    // The merged model computes what the adapter did.
+    CHECK(rel_err(p.dev.transformer().forward(b.batch), unmerged_logits) < 2e-2);
+    unmerge_adapter(p.dev);
+    CHECK_FALSE(adapter_info(p.dev).merged);
+    CHECK(rel_err(p.dev.transformer().params(), before) < 1e-2);
+  }
+}
+
+TEST_CASE("adapters saved from the device load with the same values on the CPU and back", HONE_DEVICE_TAG) {
+  TempDir dir("files");
+  for (const bool lora : {true, false}) {
+    INFO((lora ? "LoRA" : "prompt tuning"));
+    Pair p = twins(config_of("gpt2"));
+    if (lora)
+      add_lora(p.dev, lora_config(0.0));
+    else
+      add_prompt_tuning(p.dev, prompt_config());
+    const std::vector<double> dev = p.dev.transformer().adapter()->params().to_vector<double>();
+    const std::string f32_dir = dir.str() + (lora ? "/lora_f32" : "/prompt_f32");
+    const std::string bf16_dir = dir.str() + (lora ? "/lora_bf16" : "/prompt_bf16");
+    save_adapter(p.dev, f32_dir, "base", DType::f32);
+    save_adapter(p.dev, bf16_dir, "base", DType::bf16);
+    // f32 file → CPU model: the device's bf16 values exactly.
+    load_adapter(p.cpu, f32_dir);
+    CHECK(adapter_info(p.cpu).kind == (lora ? AdapterKind::lora : AdapterKind::prompt_tuning));
+    CHECK(p.cpu.transformer().adapter()->params().to_vector<double>() == dev);
+    // bf16 file (the checkpoint's dtype) → another device model: bitwise.
+    Model other = Model::from_config(config_of("gpt2"), 9, 0.2, DType::bf16, false, kDev);
+    load_adapter(other, bf16_dir);
+    REQUIRE(other.transformer().adapter()->params().device() == kDev);
+    CHECK(other.transformer().adapter()->params().to_vector<double>() == dev);
+    // A CPU adapter with values finer than bf16 loads onto the device as their rounding.
+    if (lora) {
+      Model cpu = Model::from_config(config_of("gpt2"), 0, 0.0, DType::f32, false);
+      add_lora(cpu, lora_config(0.0));
+      const std::string cpu_dir = dir.str() + "/cpu_lora";
+      save_adapter(cpu, cpu_dir, "base", DType::f32);
+      load_adapter(other, cpu_dir);
+      const Tensor want = cpu.transformer().adapter()->params().to(DType::bf16).to(DType::f32);
+      CHECK(other.transformer().adapter()->params().to_vector<double>() == want.to_vector<double>());
+    }
+  }
+}
