@@ -572,15 +572,15 @@ void Transformer::backward_trunk(Tensor dh) {
   if (a.n_virtual == 0) {
     if (train) ops::embedding_bwd(a.ids, dx, grad("embed"));
   } else {
-    Tensor dprompt = zeros({a.n_virtual, D}), dreal = train ? act({N, D}) : Tensor();
+    Tensor dreal = train ? act({N, D}) : Tensor();
     for (std::size_t s = 1; s < a.cu.size(); ++s) {  // sequences in order: deterministic sums
       if (a.cu[s] == a.cu[s - 1]) continue;
       const std::int64_t at = a.cu_run[s - 1];
-      ops::add_(dprompt, dx.slice(at, at + a.n_virtual));
+      // Straight into the adapter's gradient (f32 on CUDA), not through a bf16 partial sum.
+      adapter_->prompt_bwd(dx.slice(at, at + a.n_virtual));
       if (train) dreal.slice(a.cu[s - 1], a.cu[s]).copy_from(dx.slice(at + a.n_virtual, a.cu_run[s]));
     }
     if (train) ops::embedding_bwd(a.real_ids, dreal, grad("embed"));
-    adapter_->prompt_bwd(dprompt);
   }
   if (is_gpt2(c) && train) ops::embedding_bwd(a.positions, dx, grad("pos_embed"));
 }

@@ -41,7 +41,8 @@ struct Param {
 class Adapter {
  public:
   virtual ~Adapter() = default;
-  // The trained tensors: one slab (P) in the model's dtype, its gradient slab, named views.
+  // The trained tensors: one slab (P) in the model's dtype on its device, its gradient slab (the
+  // model's grad_dtype(): f32 on CUDA), named views.
   virtual const Tensor& params() const = 0;
   virtual const Tensor& grads() const = 0;
   virtual const std::vector<Param>& named_params() const = 0;
