@@ -20,7 +20,10 @@
 # Then: one nvidia-smi line; every [gpu] test binary (pass/fail counts); bench_gpu (GEMM
 # TFLOP/s of hone and cuBLAS at 8192³ and Llama-8B training shapes, flash-attention forward and
 # backward TFLOP/s at head dims 64/128 and 512-16k tokens with cuDNN's fused attention timed in
-# the same run on the same inputs, device-to-device copy GB/s); torch.matmul at the same GEMM
+# the same run on the same inputs, device-to-device copy GB/s); bench_generate --device cuda
+# (bf16 Llama-3.2-1B-shaped model: prefill and decode tokens/s at batch 1 and 8 with the KV
+# cache, and the bytes a decode step reads over its time as a fraction of the copy bandwidth
+# measured in the same run); torch.matmul at the same GEMM
 # shapes and torch's scaled_dot_product_attention with the cuDNN and the FlashAttention-2
 # backends at the same attention shapes when python3 has torch; a summary table (the attention
 # rows show hone's ratio to bench_gpu's cuDNN, or to torch's when bench_gpu has none). With $OUT
@@ -105,15 +108,16 @@ else
     tail -n 20 "$work/configure.log"
     die "configure failed (missing dependencies? build a bundle elsewhere with scripts/build_gpu_bundle.sh)"
   fi
-  targets=(bench_gpu bench_gpu_kernels)
+  targets=(bench_gpu bench_gpu_kernels bench_generate)
   for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
   if ! cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)" >"$work/build.log" 2>&1; then
     tail -n 30 "$work/build.log"
     die "build failed"
   fi
   mkdir -p "$work/bin"
-  cp "$build_dir/benchmarks/bench_gpu" "$build_dir/benchmarks/bench_gpu_kernels" "$work/bin/"
-  for t in "${targets[@]:2}"; do cp "$build_dir/tests/$t" "$work/bin/"; done
+  cp "$build_dir/benchmarks/bench_gpu" "$build_dir/benchmarks/bench_gpu_kernels" "$build_dir/benchmarks/bench_generate" \
+     "$work/bin/"
+  for t in "${targets[@]:3}"; do cp "$build_dir/tests/$t" "$work/bin/"; done
   bin="$work/bin"
   log "gpu_check: built in $(elapsed) s"
 fi
@@ -177,6 +181,18 @@ kernels_args=(--json "$work/bench_gpu_kernels.json"); (( quick )) && kernels_arg
 if [[ -x "$bin/bench_gpu_kernels" ]] && ! timeout $(( quick ? 60 : 120 )) "$bin/bench_gpu_kernels" "${kernels_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
   bench_ok=0
   log "gpu_check: bench_gpu_kernels FAILED"
+fi
+
+# Generation on the device: decode tokens/s at batch 1 and 8 and the fraction of the copy
+# bandwidth a batch-1 decode step reaches (a bundle without bench_generate skips it).
+gen_args=(--device cuda --json "$work/bench_generate.json"); (( quick )) && gen_args+=(--quick)
+if [[ -x "$bin/bench_generate" ]]; then
+  if ! timeout $(( quick ? 60 : 120 )) "$bin/bench_generate" "${gen_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
+    bench_ok=0
+    log "gpu_check: bench_generate FAILED"
+  fi
+else
+  log "gpu_check: no bench_generate in $bin; generation not measured"
 fi
 
 # torch.matmul at the same shapes, for a third figure (skipped without torch).
@@ -285,8 +301,17 @@ kp = os.path.join(work, "bench_gpu_kernels.json")
 for b in bench["bandwidth"] + (json.load(open(kp))["bandwidth"] if os.path.exists(kp) else []):
     moved = f"{b['bytes'] / 1e9:.2f} GB moved"
     print(f"{b['name']:<19}{moved:<26}{b['gbps']:9.0f} GB/s (read + write, {b.get('of_copy', 1):.0%} of copy)")
+gp = os.path.join(work, "bench_generate.json")
+generate = json.load(open(gp)) if os.path.exists(gp) else None
+if generate:
+    print(f"\ngenerate {generate['model']} {generate['dtype']}, prompt {generate['prompt_tokens']}, "
+          f"{generate['new_tokens']} new tokens; copy {generate['copy_gbps']:.0f} GB/s")
+    print(f"{'generate':<19}{'batch':>6}{'prefill tok/s':>15}{'decode tok/s':>14}{'decode GB/s':>13}{'of copy':>9}")
+    for r in generate["results"]:
+        print(f"{'decode (KV cache)':<19}{r['batch']:>6}{r['prefill_tokens_per_s']:15.0f}{r['decode_tokens_per_s']:14.1f}"
+              f"{r['decode_gbps']:13.0f}{r['decode_of_copy']:9.0%}")
 json.dump({"gpu": gpu, "tests_passed": passed, "tests_failed": failed, "bench": bench,
-           "torch": list(torch.values()), "torch_attention": list(torch_attn.values())},
+           "torch": list(torch.values()), "torch_attention": list(torch_attn.values()), "generate": generate},
           open(os.path.join(work, "gpu_check.json"), "w"), indent=1)
 PY
 }
@@ -297,7 +322,7 @@ log "gpu_check: done in $(elapsed) s"
 
 if [[ -n "$out_dir" ]]; then
   mkdir -p "$out_dir"
-  for f in gpu_check.log gpu_check.json bench_gpu.json bench_gpu_kernels.json torch.json; do
+  for f in gpu_check.log gpu_check.json bench_gpu.json bench_gpu_kernels.json bench_generate.json torch.json; do
     [[ -f "$work/$f" ]] && cp "$work/$f" "$out_dir/"
   done
   # One file for all test logs: what comes back from a device run is limited in count.

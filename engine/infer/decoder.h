@@ -2,7 +2,7 @@
 // token per live sequence and get its next-token logits back. Two implementations: a KV-cache
 // decoder (prefill on the training forward's ops, then decode against cached keys and values)
 // and a recompute decoder that runs the model's whole forward every step, the reference the
-// cache is tested against.
+// cache is tested against. Both run on the model's device (the CPU in f32/f64, CUDA in bf16).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -17,7 +17,8 @@ class Decoder {
  public:
   virtual ~Decoder() = default;
   // Starts one sequence per prompt (each non-empty) and returns the logits (B, V) of each
-  // prompt's last token, in the model's dtype.
+  // prompt's last token, in the model's dtype on the model's device (bf16 on CUDA: the sampler
+  // picks tokens there and copies only the ids back; see sampler.h).
   virtual Tensor prefill(const std::vector<std::vector<std::int32_t>>& prompts) = 0;
   // Appends next[i] to live sequence i and returns the logits (live, V) of those tokens.
   virtual Tensor step(const std::vector<std::int32_t>& next) = 0;

@@ -46,9 +46,12 @@ std::vector<double> log_likelihoods(model::Transformer& m, const std::vector<std
     batch_in.ids = Tensor::from_vector<std::int64_t>({N}, ids);
     batch_in.positions = Tensor::from_vector<std::int64_t>({N}, pos);
     batch_in.cu_seqlens = Tensor::from_vector<std::int32_t>({static_cast<std::int64_t>(cu.size())}, cu);
+    // On a device the logits stay there (bf16) and the per-token losses (f32, stat_dtype) are
+    // what comes back to the host.
     const Tensor logits = m.forward(batch_in);
-    const Tensor losses = Tensor::empty({N}, logits.dtype()), lse = Tensor::empty({N}, logits.dtype());
-    ops::cross_entropy_fwd(logits, Tensor::from_vector<std::int64_t>({N}, targets), {}, losses, lse);
+    const Tensor losses = Tensor::empty({N}, m.stat_dtype(), m.device());
+    const Tensor lse = Tensor::empty({N}, m.stat_dtype(), m.device());
+    ops::cross_entropy_fwd(logits, Tensor::from_vector<std::int64_t>({N}, targets).to(m.device()), {}, losses, lse);
     const std::vector<double> l = losses.to_vector<double>();
     for (std::size_t s = b0; s < b1; ++s)
       for (std::int32_t t = cu[s - b0]; t < cu[s - b0 + 1]; ++t) out[s] -= l[static_cast<std::size_t>(t)];

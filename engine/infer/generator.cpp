@@ -1,5 +1,7 @@
 // hone::Generator (include/hone/generator.h): prefill every prompt at once, then one decode
-// step per token for the sequences still running; finished sequences leave the batch.
+// step per token for the sequences still running; finished sequences leave the batch. The
+// model may be on the CPU or a CUDA device: the logits stay on its device and only the chosen
+// ids are read back per step (sampler.h).
 #include "hone/generator.h"
 
 #include <algorithm>
@@ -75,15 +77,19 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<std::i
     std::vector<std::int32_t> next;
     std::vector<std::int64_t> keep, still;
     const std::vector<std::int64_t> lengths = dec->lengths();
+    // Every live row's token at once: on a device only the ids come back to the host.
+    std::vector<std::uint64_t> streams, steps;
+    std::vector<const std::vector<std::int32_t>*> history;
+    for (std::int64_t i : live) {
+      streams.push_back(o.stream_offset + static_cast<std::uint64_t>(i));
+      steps.push_back(out[static_cast<std::size_t>(i)].ids.size());
+      history.push_back(&seen[static_cast<std::size_t>(i)]);
+    }
+    const std::vector<std::int32_t> chosen = infer::choose_tokens(logits, o.sampling, streams, steps, history);
     for (std::size_t r = 0; r < live.size(); ++r) {
       const auto i = static_cast<std::size_t>(live[r]);
       Generation& g = out[i];
-      Tensor row = logits.slice(static_cast<std::int64_t>(r), static_cast<std::int64_t>(r) + 1);
-      if (o.sampling.repetition_penalty != 1.0) {
-        row = row.clone();
-        infer::apply_repetition_penalty(row, seen[i], o.sampling.repetition_penalty);
-      }
-      const std::int32_t id = infer::choose_token(row, o.sampling, o.stream_offset + i, g.ids.size());
+      const std::int32_t id = chosen[r];
       g.ids.push_back(id);
       seen[i].push_back(id);
       StreamEvent e;

@@ -63,7 +63,7 @@ class RecomputeDecoder final : public Decoder {
     b.positions = Tensor::from_vector<std::int64_t>({N}, pos);
     b.cu_seqlens = Tensor::from_vector<std::int32_t>({S + 1}, cu);
     const Tensor logits = m_.forward(b);
-    Tensor last = Tensor::empty({S, logits.size(1)}, logits.dtype());
+    Tensor last = Tensor::empty({S, logits.size(1)}, logits.dtype(), logits.device());
     for (std::int64_t s = 0; s < S; ++s) last.slice(s, s + 1).copy_from(logits.slice(cu[s + 1] - 1, cu[s + 1]));
     return last;
   }

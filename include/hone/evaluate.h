@@ -121,7 +121,8 @@ struct EvalSummary {
 };
 
 // Evaluates `model` (with whatever adapter is attached) on `task`, demonstrations from `pool`.
-// Fills `results` (one per example, in order) when given.
+// Fills `results` (one per example, in order) when given. A model on a CUDA device scores and
+// generates there; only per-token losses and generated ids come back to the host.
 EvalSummary evaluate(Model& model, const Tokenizer& tokenizer, const std::vector<TaskExample>& task,
                      const std::vector<TaskExample>& pool, const EvalOptions& options,
                      std::vector<ExampleResult>* results = nullptr);

@@ -9,6 +9,13 @@
 //   hone::GenerateOptions o;  o.max_new_tokens = 32;  o.eos_ids = hone::generation_eos_ids("model-dir");
 //   std::string text = gen.generate_text({"Once upon a time"}, o)[0].text;
 //
+// Devices: a model on a CUDA device (Model::load(dir, DType::bf16, false, Device::cuda(0)))
+// generates there: bf16 weights, activations and KV caches, f32 norm/attention statistics; each
+// step uploads the new ids and reads back only the chosen ids (greedy and sampling run on the
+// device; with a repetition penalty each step's logits come to the host as f32 first). Sampled
+// draws equal the CPU's for the same logits; a bf16 model's logits differ from an f32 model's by
+// bf16 rounding, so their tokens agree except where two logits are that close.
+//
 // Adapters: whatever adapter is attached to the model when generate() is called (hone/peft.h:
 // load_adapter, remove_adapter) applies to that whole batch, unmerged: LoRA's term in every
 // adapted linear layer, prompt tuning's virtual tokens before every prompt.
