@@ -3,6 +3,8 @@
 // accuracy out.
 #include "cmd_infer.h"
 
+#include "backend.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -25,7 +27,7 @@ namespace {
 
 // Options both commands share: the model, the adapter and how tokens are chosen.
 struct ModelOptions {
-  std::string model, adapter;
+  std::string model, adapter, backend = "cpu";
   std::int64_t max_new_tokens = 64;
   // Negative: not given; the model's generation_config.json decides (else greedy).
   double temperature = -1, top_p = -1, repetition_penalty = -1;
@@ -71,9 +73,10 @@ Model load_model(const ModelOptions& o, const char* cmd) {
                  : "");
   HONE_CHECK(fs::is_regular_file(fs::path(o.model) / "tokenizer.json"), cmd, "--model ", o.model,
              " has no tokenizer.json");
-  if (o.adapter.empty()) return Model::load(o.model, DType::f32);
+  const Device device = backend_device(o.backend, cmd);
+  if (o.adapter.empty()) return Model::load(o.model, Model::compute_dtype(device), /*train_base=*/true, device);
   HONE_CHECK(fs::is_directory(o.adapter), cmd, "--adapter ", o.adapter, " is not a folder");
-  Model model = Model::load(o.model, DType::f32, /*train_base=*/false);
+  Model model = Model::load(o.model, Model::compute_dtype(device), /*train_base=*/false, device);
   load_adapter(model, o.adapter);
   return model;
 }
@@ -102,6 +105,7 @@ void add_model_options(CLI::App* c, ModelOptions& o) {
   c->add_option("--model", o.model, "model folder (Hugging Face layout with tokenizer.json): a base or a fine-tuned one")
       ->required();
   c->add_option("--adapter", o.adapter, "PEFT adapter folder (LoRA or prompt tuning), applied without merging");
+  c->add_option("--backend", o.backend, "cpu (f32) or cuda (bf16 on cuda:0)")->check(CLI::IsMember({"cpu", "cuda"}));
   c->add_option("--max-new-tokens", o.max_new_tokens, "tokens to generate at most")->check(CLI::NonNegativeNumber);
   // Sampling options not given: `generate` takes the model's generation_config.json (else
   // greedy), `eval` is greedy.

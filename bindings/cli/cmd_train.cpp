@@ -3,6 +3,8 @@
 // trained adapter in PEFT's format (adapter_config.json + adapter_model.safetensors).
 #include "cmd_train.h"
 
+#include "backend.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -98,12 +100,7 @@ data::Truncation parse_truncation(const std::string& s) {
 int run_train(const TrainOptions& o) {
   HONE_CHECK(o.method == "full" || o.method == "lora" || o.method == "prompt-tuning", "train", "--method ", o.method,
              " is not one of full, lora, prompt-tuning");
-  const Device device = o.backend == "cuda" ? Device::cuda(0) : Device::cpu();
-  if (device.is_cuda()) {
-    const int count = cuda_device_count();
-    HONE_CHECK(count > 0, "train", "--backend cuda: no CUDA device is visible to this process",
-               cuda_built() ? "" : " (this hone was built without CUDA)");
-  }
+  const Device device = backend_device(o.backend, "train");
   HONE_CHECK(fs::is_directory(o.model), "train", "--model ", o.model, " is not a folder");
   require_file(fs::path(o.model) / "config.json", "model config");
   require_file(fs::path(o.model) / "tokenizer.json", "tokenizer");
