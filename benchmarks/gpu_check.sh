@@ -23,7 +23,9 @@
 # the same run on the same inputs, device-to-device copy GB/s); bench_generate --device cuda
 # (bf16 Llama-3.2-1B-shaped model: prefill and decode tokens/s at batch 1 and 8 with the KV
 # cache, and the bytes a decode step reads over its time as a fraction of the copy bandwidth
-# measured in the same run); torch.matmul at the same GEMM
+# measured in the same run); bench_train --device cuda (GPT-2 124M and, without --quick, a 1.1B
+# Llama shape: training tokens/s, TFLOP/s, MFU, peak memory, PyTorch's mixed-precision step);
+# torch.matmul at the same GEMM
 # shapes and torch's scaled_dot_product_attention with the cuDNN and the FlashAttention-2
 # backends at the same attention shapes when python3 has torch; a summary table (the attention
 # rows show hone's ratio to bench_gpu's cuDNN, or to torch's when bench_gpu has none). With $OUT
@@ -108,16 +110,16 @@ else
     tail -n 20 "$work/configure.log"
     die "configure failed (missing dependencies? build a bundle elsewhere with scripts/build_gpu_bundle.sh)"
   fi
-  targets=(bench_gpu bench_gpu_kernels bench_generate)
+  benches=(bench_gpu bench_gpu_kernels bench_generate bench_train)
+  targets=("${benches[@]}")
   for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
   if ! cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)" >"$work/build.log" 2>&1; then
     tail -n 30 "$work/build.log"
     die "build failed"
   fi
   mkdir -p "$work/bin"
-  cp "$build_dir/benchmarks/bench_gpu" "$build_dir/benchmarks/bench_gpu_kernels" "$build_dir/benchmarks/bench_generate" \
-     "$work/bin/"
-  for t in "${targets[@]:3}"; do cp "$build_dir/tests/$t" "$work/bin/"; done
+  for b in "${benches[@]}"; do cp "$build_dir/benchmarks/$b" "$work/bin/"; done
+  for t in "${targets[@]:${#benches[@]}}"; do cp "$build_dir/tests/$t" "$work/bin/"; done
   bin="$work/bin"
   log "gpu_check: built in $(elapsed) s"
 fi
@@ -193,6 +195,20 @@ if [[ -x "$bin/bench_generate" ]]; then
   fi
 else
   log "gpu_check: no bench_generate in $bin; generation not measured"
+fi
+
+# Full fine-tuning on the device: tokens/s, TFLOP/s, MFU and peak memory of hone's trainer (bf16,
+# fp32 master weights), with PyTorch's mixed-precision step on the same model and batch.
+train_args=(--device cuda --json "$work/bench_train.json" --torch-script benchmarks/bench_train_torch.py)
+(( quick )) && train_args+=(--quick)
+(( torch )) || train_args+=(--no-torch)
+if [[ -x "$bin/bench_train" ]]; then
+  if ! timeout $(( quick ? 60 : 150 )) "$bin/bench_train" "${train_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
+    bench_ok=0
+    log "gpu_check: bench_train FAILED"
+  fi
+else
+  log "gpu_check: no bench_train in $bin; training not measured"
 fi
 
 # torch.matmul at the same shapes, for a third figure (skipped without torch).
@@ -310,8 +326,21 @@ if generate:
     for r in generate["results"]:
         print(f"{'decode (KV cache)':<19}{r['batch']:>6}{r['prefill_tokens_per_s']:15.0f}{r['decode_tokens_per_s']:14.1f}"
               f"{r['decode_gbps']:13.0f}{r['decode_of_copy']:9.0%}")
+tp = os.path.join(work, "bench_train.json")
+train = json.load(open(tp)) if os.path.exists(tp) else None
+if train:
+    print(f"\ntrain (bf16, fp32 master weights) on {train['device']}; MFU against {train['peak_bf16_tflops']} TFLOP/s")
+    print(f"{'train':<14}{'batch×seq':>11}{'hone tok/s':>12}{'TFLOP/s':>9}{'MFU':>7}{'peak GB':>9}{'torch tok/s':>13}{'ratio':>7}")
+    for r in train["cases"]:
+        h, t = r["hone"], r.get("torch", {})
+        mfu = f"{h['mfu']:7.1%}" if "mfu" in h else f"{'-':>7}"
+        tt = f"{t['tokens_per_second']:13.0f}" if "tokens_per_second" in t else f"{'-':>13}"
+        ratio = f"{r['ratio']:7.2f}" if "ratio" in r else f"{'-':>7}"
+        print(f"{r['model']:<14}{str(r['batch']) + '×' + str(r['seq']):>11}{h['tokens_per_second']:12.0f}"
+              f"{h['gflops'] / 1e3:9.1f}{mfu}{h.get('peak_device_bytes', 0) / 1e9:9.2f}{tt}{ratio}")
 json.dump({"gpu": gpu, "tests_passed": passed, "tests_failed": failed, "bench": bench,
-           "torch": list(torch.values()), "torch_attention": list(torch_attn.values()), "generate": generate},
+           "torch": list(torch.values()), "torch_attention": list(torch_attn.values()), "generate": generate,
+           "train": train},
           open(os.path.join(work, "gpu_check.json"), "w"), indent=1)
 PY
 }
@@ -322,7 +351,8 @@ log "gpu_check: done in $(elapsed) s"
 
 if [[ -n "$out_dir" ]]; then
   mkdir -p "$out_dir"
-  for f in gpu_check.log gpu_check.json bench_gpu.json bench_gpu_kernels.json bench_generate.json torch.json; do
+  for f in gpu_check.log gpu_check.json bench_gpu.json bench_gpu_kernels.json bench_generate.json bench_train.json \
+           torch.json; do
     [[ -f "$work/$f" ]] && cp "$work/$f" "$out_dir/"
   done
   # One file for all test logs: what comes back from a device run is limited in count.

@@ -94,14 +94,15 @@ configure_log=$(cmake "${cmake_args[@]}")
 baseline=$(grep -o 'cuDNN attention baseline.*' <<<"$configure_log" || echo 'cuDNN attention baseline: not reported')
 echo "build_gpu_bundle: $baseline"
 
-targets=(bench_gpu bench_gpu_kernels)
+benches=(bench_gpu bench_gpu_kernels bench_generate bench_train)
+targets=("${benches[@]}")
 for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
 cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)"
 
 rm -rf "$out/bin"
 mkdir -p "$out/bin"
-cp "$build_dir/benchmarks/bench_gpu" "$build_dir/benchmarks/bench_gpu_kernels" "$out/bin/"
-for t in "${targets[@]:2}"; do cp "$build_dir/tests/$t" "$out/bin/"; done
+for b in "${benches[@]}"; do cp "$build_dir/benchmarks/$b" "$out/bin/"; done
+for t in "${targets[@]:${#benches[@]}}"; do cp "$build_dir/tests/$t" "$out/bin/"; done
 strip --strip-unneeded "$out"/bin/*
 # The frontend headers too (0.5 MB compressed), for gpu_check.sh's source mode on a machine
 # without network.
