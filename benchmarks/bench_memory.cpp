@@ -1,8 +1,9 @@
 // Memory and step time of full fine-tuning, LoRA (r = 16 on every linear layer) and prompt tuning
 // (20 virtual tokens) on the same Llama-shaped model and batch, each method in its own process so
-// that its peak resident set (VmHWM) is its own. Writes JSON; the CPU build reports peak RSS (the
-// model has no CUDA path yet, so no GPU figure exists).
-//   bench_memory [--quick] [--steps N] [--json FILE]
+// that its peak is its own. Writes JSON. On the CPU the peak is the resident set (VmHWM); with
+// --device cuda (bf16 weights, the trainer's fp32 master weights and moments) it is the peak of
+// device memory handed out by hone's caching allocator, and a missing device exits 77.
+//   bench_memory [--quick] [--steps N] [--json FILE] [--device cpu|cuda]
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "core/caching_allocator.h"
+#include "hone/device.h"
 #include "hone/peft.h"
 #include "hone/random.h"
 #include "hone/trainer.h"
@@ -62,18 +65,27 @@ std::vector<data::TokenizedExample> examples(std::int64_t n, std::int64_t len, s
 }
 
 // One method in this process: the model, the adapter, warm-up and timed steps.
-json run_method(const std::string& method, const Setup& s) {
+// The peak of the method's memory so far: the process's resident set, or the device's allocations.
+std::int64_t peak_bytes(Device device) {
+  if (device.is_cuda()) return static_cast<std::int64_t>(cuda_allocator(device.index).stats().peak_allocated);
+  return train::peak_rss_bytes();
+}
+
+json run_method(const std::string& method, const Setup& s, Device device) {
   const bool full = method == "full";
-  Model model = Model::from_config(s.config.dump(), 0, 0.0, DType::f32, full);  // zero weights, no temporaries
-  std::uint64_t offset = 0;  // uniform(−0.02, 0.02) weights written in place
+  // Zero weights (no temporaries), then uniform(−0.02, 0.02) written tensor by tensor.
+  Model model = Model::from_config(s.config.dump(), 0, 0.0, Model::compute_dtype(device), full, device);
+  std::uint64_t offset = 0;
   for (const model::Param& p : model.transformer().named_params()) {
     if (p.name.find("norm") != std::string::npos) continue;
-    ops::uniform_(p.value, 3, offset);
+    const Tensor host = Tensor::empty(p.value.shape(), DType::f32);
+    ops::uniform_(host, 3, offset);
     offset += static_cast<std::uint64_t>(p.value.numel() + 3) / 4;
-    float* v = p.value.data<float>();
-    for (std::int64_t i = 0; i < p.value.numel(); ++i) v[i] = (v[i] - 0.5f) * 0.04f;
+    float* v = host.data<float>();
+    for (std::int64_t i = 0; i < host.numel(); ++i) v[i] = (v[i] - 0.5f) * 0.04f;
+    p.value.copy_from(host.to(p.value.dtype()));
   }
-  const std::int64_t model_rss = train::peak_rss_bytes();
+  const std::int64_t model_bytes = peak_bytes(device);
   if (method == "lora") {
     LoraConfig c;
     c.r = 16;
@@ -109,8 +121,8 @@ json run_method(const std::string& method, const Setup& s) {
   r["method"] = method;
   r["parameters"] = model.info().parameters;
   r["trainable_parameters"] = full ? model.info().parameters : adapter_info(model).trainable_parameters;
-  r["rss_after_model_bytes"] = model_rss;
-  r["peak_rss_bytes"] = train::peak_rss_bytes();
+  r["after_model_bytes"] = model_bytes;
+  r["peak_bytes"] = peak_bytes(device);
   r["step_seconds_median"] = times[times.size() / 2];
   r["step_seconds_min"] = times.front();
   r["step_seconds_max"] = times.back();
@@ -120,7 +132,7 @@ json run_method(const std::string& method, const Setup& s) {
 }
 
 // Runs run_method in a child process and reads its JSON through a pipe.
-json run_isolated(const std::string& method, const Setup& s) {
+json run_isolated(const std::string& method, const Setup& s, Device device) {
   int fd[2];
   if (pipe(fd) != 0) throw Error("[bench_memory] pipe failed");
   const pid_t pid = fork();
@@ -129,7 +141,10 @@ json run_isolated(const std::string& method, const Setup& s) {
     std::string out;
     int code = 0;
     try {
-      out = run_method(method, s).dump();
+      if (device.is_cuda() && cuda_device_count() == 0)
+        out = json{{"method", method}, {"no_device", true}}.dump();
+      else
+        out = run_method(method, s, device).dump();
     } catch (const std::exception& e) {
       out = json{{"method", method}, {"error", e.what()}}.dump();
       code = 1;
@@ -165,34 +180,44 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::int64_t steps = 2;
   std::string json_path;
+  Device device = Device::cpu();
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) device = Device::parse(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_memory [--quick] [--steps N] [--json FILE]\n");
+      std::fprintf(stderr, "usage: bench_memory [--quick] [--steps N] [--json FILE] [--device cpu|cuda]\n");
       return 2;
     }
   }
   try {
-    const Setup s = setup(quick, steps);  // nothing here touches OpenMP before the forks
+    // Nothing here touches OpenMP or CUDA before the forks: each child starts its own. A child
+    // tells a missing device apart from a failure.
+    const Setup s = setup(quick, steps);
     json report;
-    report["device"] = "cpu";
-    report["memory_measure"] = "peak resident set size (VmHWM) of a process running only that method";
+    report["device"] = device.str();
+    report["memory_measure"] = device.is_cuda()
+                                   ? "peak device memory allocated by hone (caching allocator) in a process running only that method"
+                                   : "peak resident set size (VmHWM) of a process running only that method";
     report["model"] = s.config;
     report["batch"] = {{"rows", s.rows}, {"seq_len", s.seq}};
     report["lora"] = {{"r", 16}, {"alpha", 32}, {"targets", "all-linear"}};
     report["prompt_tuning"] = {{"num_virtual_tokens", 20}};
     std::printf("%-14s %14s %12s %14s %10s\n", "method", "trainable", "peak MiB", "model MiB", "step s");
     for (const char* method : {"full", "lora", "prompt-tuning"}) {
-      const json r = run_isolated(method, s);
+      const json r = run_isolated(method, s, device);
+      if (r.contains("no_device")) {
+        std::printf("bench_memory: no CUDA device\n");
+        return 77;
+      }
       std::printf("%-14s %14lld %12.1f %14.1f %10.3f\n", method, static_cast<long long>(r["trainable_parameters"]),
-                  r["peak_rss_bytes"].get<double>() / 1048576.0, r["rss_after_model_bytes"].get<double>() / 1048576.0,
+                  r["peak_bytes"].get<double>() / 1048576.0, r["after_model_bytes"].get<double>() / 1048576.0,
                   r["step_seconds_median"].get<double>());
       report["methods"].push_back(r);
     }
-    const double full = report["methods"][0]["peak_rss_bytes"], lora = report["methods"][1]["peak_rss_bytes"],
-                 prompt = report["methods"][2]["peak_rss_bytes"];
+    const double full = report["methods"][0]["peak_bytes"], lora = report["methods"][1]["peak_bytes"],
+                 prompt = report["methods"][2]["peak_bytes"];
     report["lora_peak_over_full"] = lora / full;
     report["prompt_tuning_peak_over_full"] = prompt / full;
     std::printf("LoRA peak / full peak = %.3f (target <= 0.5), prompt tuning / full = %.3f\n", lora / full, prompt / full);

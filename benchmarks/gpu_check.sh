@@ -25,6 +25,7 @@
 # cache, and the bytes a decode step reads over its time as a fraction of the copy bandwidth
 # measured in the same run); bench_train --device cuda (GPT-2 124M and, without --quick, a 1.1B
 # Llama shape: training tokens/s, TFLOP/s, MFU, peak memory, PyTorch's mixed-precision step);
+# bench_memory --device cuda (peak device memory of full fine-tuning, LoRA and prompt tuning);
 # torch.matmul at the same GEMM
 # shapes and torch's scaled_dot_product_attention with the cuDNN and the FlashAttention-2
 # backends at the same attention shapes when python3 has torch; a summary table (the attention
@@ -110,7 +111,7 @@ else
     tail -n 20 "$work/configure.log"
     die "configure failed (missing dependencies? build a bundle elsewhere with scripts/build_gpu_bundle.sh)"
   fi
-  benches=(bench_gpu bench_gpu_kernels bench_generate bench_train)
+  benches=(bench_gpu bench_gpu_kernels bench_generate bench_train bench_memory)
   targets=("${benches[@]}")
   for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
   if ! cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)" >"$work/build.log" 2>&1; then
@@ -209,6 +210,16 @@ if [[ -x "$bin/bench_train" ]]; then
   fi
 else
   log "gpu_check: no bench_train in $bin; training not measured"
+fi
+
+# Peak device memory of full fine-tuning, LoRA and prompt tuning on one Llama shape.
+if [[ -x "$bin/bench_memory" ]]; then
+  if ! timeout 90 "$bin/bench_memory" --device cuda --json "$work/bench_memory.json" 2>&1 | tee -a "$work/gpu_check.log"; then
+    bench_ok=0
+    log "gpu_check: bench_memory FAILED"
+  fi
+else
+  log "gpu_check: no bench_memory in $bin; memory per method not measured"
 fi
 
 # torch.matmul at the same shapes, for a third figure (skipped without torch).
@@ -338,7 +349,13 @@ if train:
         ratio = f"{r['ratio']:7.2f}" if "ratio" in r else f"{'-':>7}"
         print(f"{r['model']:<14}{str(r['batch']) + '×' + str(r['seq']):>11}{h['tokens_per_second']:12.0f}"
               f"{h['gflops'] / 1e3:9.1f}{mfu}{h.get('peak_device_bytes', 0) / 1e9:9.2f}{tt}{ratio}")
-json.dump({"gpu": gpu, "tests_passed": passed, "tests_failed": failed, "bench": bench,
+mp = os.path.join(work, "bench_memory.json")
+memory = json.load(open(mp)) if os.path.exists(mp) else None
+if memory:
+    print(f"\nmemory (peak device allocations, {memory['batch']['rows']}×{memory['batch']['seq_len']} tokens): " +
+          ", ".join(f"{m['method']} {m['peak_bytes'] / 2**30:.2f} GiB" for m in memory["methods"]) +
+          f"; LoRA / full {memory['lora_peak_over_full']:.2f}")
+json.dump({"gpu": gpu, "tests_passed": passed, "tests_failed": failed, "bench": bench, "memory": memory,
            "torch": list(torch.values()), "torch_attention": list(torch_attn.values()), "generate": generate,
            "train": train},
           open(os.path.join(work, "gpu_check.json"), "w"), indent=1)
@@ -352,7 +369,7 @@ log "gpu_check: done in $(elapsed) s"
 if [[ -n "$out_dir" ]]; then
   mkdir -p "$out_dir"
   for f in gpu_check.log gpu_check.json bench_gpu.json bench_gpu_kernels.json bench_generate.json bench_train.json \
-           torch.json; do
+           bench_memory.json torch.json; do
     [[ -f "$work/$f" ]] && cp "$work/$f" "$out_dir/"
   done
   # One file for all test logs: what comes back from a device run is limited in count.

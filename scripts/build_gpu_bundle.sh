@@ -94,7 +94,7 @@ configure_log=$(cmake "${cmake_args[@]}")
 baseline=$(grep -o 'cuDNN attention baseline.*' <<<"$configure_log" || echo 'cuDNN attention baseline: not reported')
 echo "build_gpu_bundle: $baseline"
 
-benches=(bench_gpu bench_gpu_kernels bench_generate bench_train)
+benches=(bench_gpu bench_gpu_kernels bench_generate bench_train bench_memory)
 targets=("${benches[@]}")
 for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
 cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)"
