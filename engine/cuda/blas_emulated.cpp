@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 
 #include "cuda/blas.h"
+#include "kernels/emu/emu.h"
 
 namespace hone::cuda {
 
@@ -29,11 +30,8 @@ void store(void* base, std::int64_t i, GemmType t, float v) {
     static_cast<__nv_bfloat16*>(base)[i] = __float2bfloat16(v);
 }
 
-}  // namespace
-
-void blas_gemm(const GemmParams& p, cudaStream_t, GemmType ab_type) {
-  check_gemm_params(p, ab_type);
-  if (p.m == 0 || p.n == 0) return;
+// C = alpha·op(A)·op(B) + beta·C + bias + residual on the host, entry by entry.
+void reference_gemm(const GemmParams& p, GemmType ab_type) {
   for (std::int64_t e = 0; e < p.batch; ++e) {
     const std::int64_t oa = e * p.stride_a, ob = e * p.stride_b, oc = e * p.stride_c, orr = e * p.stride_r;
     // A shared output (stride_c = 0) sums the entries: later entries add to the first.
@@ -55,6 +53,15 @@ void blas_gemm(const GemmParams& p, cudaStream_t, GemmType ab_type) {
       }
     }
   }
+}
+
+}  // namespace
+
+void blas_gemm(const GemmParams& p, cudaStream_t, GemmType ab_type) {
+  check_gemm_params(p, ab_type);
+  if (p.m == 0 || p.n == 0) return;
+  // As a one-thread launch: the emulated device memory is open to kernels only.
+  emu::run_grid(dim3(1), dim3(1), 0, [&] { reference_gemm(p, ab_type); });
 }
 
 }  // namespace hone::cuda

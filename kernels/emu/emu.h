@@ -54,6 +54,15 @@ std::string site_str(const Site& s);
 // Runs `body` once per CUDA thread of every block of `grid`, one block at a time.
 void run_grid(dim3 grid, dim3 block, std::size_t smem_bytes, const std::function<void()>& body);
 
+// Called around every run_grid (null: nothing). The emulated engine's CUDA runtime opens its
+// device memory to the host for the length of a launch and closes it again afterwards, so host
+// code that reads device memory outside kernels and copies faults there as it would on a GPU.
+struct LaunchHooks {
+  void (*enter)() = nullptr;
+  void (*exit)() = nullptr;
+};
+void set_launch_hooks(LaunchHooks hooks);
+
 // __syncthreads: waits until every live thread of the block is at the same barrier.
 void syncthreads(const Site& s);
 

@@ -414,8 +414,26 @@ std::string site_str(const Site& s) {
   return r;
 }
 
+namespace {
+LaunchHooks g_hooks;
+// Calls the hooks around a launch, exit also when the launch throws.
+struct HookScope {
+  HookScope() {
+    if (g_hooks.enter) g_hooks.enter();
+  }
+  ~HookScope() {
+    if (g_hooks.exit) g_hooks.exit();
+  }
+  HookScope(const HookScope&) = delete;
+  HookScope& operator=(const HookScope&) = delete;
+};
+}  // namespace
+
+void set_launch_hooks(LaunchHooks hooks) { g_hooks = hooks; }
+
 void run_grid(dim3 grid, dim3 block, std::size_t smem_bytes, const std::function<void()>& body) {
   HONE_CHECK(g_block == nullptr, "emu", "launch from inside a kernel is not supported");
+  const HookScope hooks;
   const long n = static_cast<long>(block.x) * block.y * block.z;
   HONE_CHECK(n >= 1 && n <= 1024, "emu", "block of ", block.x, "x", block.y, "x", block.z,
              " threads: must be 1..1024");
