@@ -23,6 +23,7 @@
 #include "infer/decoder.h"
 #include "model/transformer.h"
 #include "ops/ops.h"
+#include "support/device_compare.h"
 #include "support/device_tag.h"
 
 using namespace hone;
@@ -31,21 +32,7 @@ namespace {
 
 const Device kDev = Device::cuda(0);
 
-// A fixture config.json with head dim 32.
-std::string config_of(const std::string& family) {
-  std::ifstream in(std::string(HONE_TEST_DATA_DIR) + "/models/" + family + "/config.json");
-  nlohmann::json j = nlohmann::json::parse(in);
-  if (family == "gpt2") {
-    j["n_embd"] = 64;
-    j["n_head"] = 2;
-  } else {
-    j["hidden_size"] = 64;
-    j["num_attention_heads"] = 4;
-    j["num_key_value_heads"] = 2;
-    j["head_dim"] = 32;
-  }
-  return j.dump();
-}
+std::string config_of(const std::string& family) { return test::config_head_dim_32(family, 4, 2); }
 
 // A CPU f32 model and a cuda:0 bf16 model with the same weights (random, rounded to bf16).
 struct Pair {

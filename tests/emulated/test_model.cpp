@@ -13,9 +13,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "model/transformer.h"
+#include "support/device_compare.h"
 #include "support/device_tag.h"
 
 using namespace hone;
@@ -24,46 +23,17 @@ namespace {
 
 const Device kDev = Device::cuda(0);
 
-// A fixture config with head dim 32.
+using test::rel_err;
+using test::rms;
+
+// A fixture config with head dim 32 (Qwen3: one kv head).
 model::TransformerConfig config_of(const std::string& family) {
-  std::ifstream in(std::string(HONE_TEST_DATA_DIR) + "/models/" + family + "/config.json");
-  nlohmann::json j = nlohmann::json::parse(in);
-  if (family == "gpt2") {
-    j["n_embd"] = 64;
-    j["n_head"] = 2;
-  } else {
-    j["hidden_size"] = 64;
-    j["num_attention_heads"] = 4;
-    j["num_key_value_heads"] = family == "qwen3" ? 1 : 2;
-    j["head_dim"] = 32;
-    if (family == "qwen2") {  // no head_dim in Qwen2: hidden / heads
-      j.erase("head_dim");
-      j["num_attention_heads"] = 2;
-      j["num_key_value_heads"] = 1;
-    }
-  }
-  return model::TransformerConfig::from_json_text(j.dump(), family + " (head dim 32)");
+  return model::TransformerConfig::from_json_text(test::config_head_dim_32(family, 4, family == "qwen3" ? 1 : 2),
+                                                  family + " (head dim 32)");
 }
 
-// ||a − b|| / max(||b||, floor · sqrt(n)) over two tensors' values: relative, except for
-// tensors whose reference is about zero (a key bias's gradient is zero in exact arithmetic:
-// softmax ignores a shift shared by a row's scores), which are held to an RMS error of floor.
-double rel_err(const Tensor& a, const Tensor& b, double floor = 1e-4) {
-  const auto x = a.to_vector<double>(), y = b.to_vector<double>();
-  REQUIRE(x.size() == y.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    num += (x[i] - y[i]) * (x[i] - y[i]);
-    den += y[i] * y[i];
-  }
-  return std::sqrt(num / std::max(den, floor * floor * static_cast<double>(x.size())));
-}
-
-double rms(const Tensor& t) {
-  double sum = 0;
-  for (double v : t.to_vector<double>()) sum += v * v;
-  return std::sqrt(sum / static_cast<double>(std::max<std::int64_t>(t.numel(), 1)));
-}
+// Note for rel_err's floor: a key bias's gradient is zero in exact arithmetic (softmax ignores a
+// shift shared by a row's scores), so it is held to an RMS error instead of a relative one.
 
 // Packed sequences of lengths {7, 1, 12} (positions restart per sequence), random ids, targets
 // the next id within each sequence and -100 at each sequence's last token.

@@ -15,6 +15,7 @@
 #include "hone/trainer.h"
 #include "model/transformer.h"
 #include "support/device_tag.h"
+#include "support/temp_dir.h"
 #include "support/train_data.h"
 
 using namespace hone;
@@ -62,15 +63,6 @@ Model cpu_twin(const Model& dev) {
   return cpu;
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("hone_emulated_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 }  // namespace
 
@@ -104,7 +96,7 @@ TEST_CASE("training on the device tracks the CPU run from the same weights", HON
 }
 
 TEST_CASE("the device model's weights are the bf16 rounding of the fp32 master weights", HONE_DEVICE_TAG) {
-  TempDir dir("master");
+  test::TempDir dir("master");
   Model dev = device_model(5);
   VectorSource source(test::examples(24, 4), 8);
   TrainConfig c = small_config();
@@ -147,7 +139,7 @@ TEST_CASE("micro-batches on the device add up to the batch", HONE_DEVICE_TAG) {
 }
 
 TEST_CASE("a resumed run on the device is bitwise the uninterrupted one", HONE_DEVICE_TAG) {
-  TempDir dir("resume");
+  test::TempDir dir("resume");
   const std::int64_t k = 2;
   TrainConfig c = small_config();
   c.steps = 2 * k;

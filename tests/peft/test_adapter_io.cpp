@@ -13,6 +13,7 @@
 #include "model/transformer.h"
 #include "support/random.h"
 #include "support/tolerance.h"
+#include "support/temp_dir.h"
 
 using namespace hone;
 namespace fs = std::filesystem;
@@ -22,16 +23,7 @@ namespace {
 const std::string kModels = std::string(HONE_TEST_DATA_DIR) + "/models/";
 const std::string kPeft = std::string(HONE_TEST_DATA_DIR) + "/peft/";
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("hone_peft_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str(const std::string& sub = "") const { return sub.empty() ? path.string() : (path / sub).string(); }
-};
+using test::TempDir;
 
 nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(std::ifstream(path)); }
 

@@ -15,6 +15,7 @@
 #include "peft/prompt.h"
 
 #include "support/train_data.h"
+#include "support/temp_dir.h"
 
 using namespace hone;
 namespace fs = std::filesystem;
@@ -45,16 +46,7 @@ TrainConfig small_config() {
   return c;
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("hone_peft_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-};
+using test::TempDir;
 
 LoraConfig lora_config() {
   LoraConfig c;

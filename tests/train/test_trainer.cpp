@@ -14,6 +14,7 @@
 #include "model/transformer.h"
 #include "support/tolerance.h"
 #include "support/train_data.h"
+#include "support/temp_dir.h"
 
 using namespace hone;
 namespace fs = std::filesystem;
@@ -42,15 +43,7 @@ std::vector<float> values(const Model& m) {
   return std::vector<float>(f.data<float>(), f.data<float>() + f.numel());
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("hone_test_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str(const std::string& sub = "") const { return sub.empty() ? path.string() : (path / sub).string(); }
-};
+using test::TempDir;
 
 }  // namespace
 
