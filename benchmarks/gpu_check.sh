@@ -17,7 +17,8 @@
 #             headers of DIR/cudnn-frontend.tar.gz for the cuDNN attention baseline.
 # auto (the default) takes prebuilt when DIR/bin/bench_gpu exists, else source.
 #
-# Then: one nvidia-smi line; every [gpu] test binary (pass/fail counts); bench_gpu (GEMM
+# Then: one nvidia-smi line; every [gpu] test binary (pass/fail counts); an end-to-end run of
+# the command (hone train/generate/eval --backend cuda on a tiny model); bench_gpu (GEMM
 # TFLOP/s of hone and cuBLAS at 8192³ and Llama-8B training shapes, flash-attention forward and
 # backward TFLOP/s at head dims 64/128 and 512-16k tokens with cuDNN's fused attention timed in
 # the same run on the same inputs, device-to-device copy GB/s); bench_generate --device cuda
@@ -107,20 +108,21 @@ else
   fi
   log "gpu_check: building the GPU targets from source into $build_dir"
   if ! cmake -S . -B "$build_dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DHONE_CUDA=ON \
-       -DCMAKE_CUDA_ARCHITECTURES=90a -DHONE_BUILD_CLI=OFF "${prefix[@]}" >"$work/configure.log" 2>&1; then
+       -DCMAKE_CUDA_ARCHITECTURES=90a -DHONE_BUILD_CLI=ON "${prefix[@]}" >"$work/configure.log" 2>&1; then
     tail -n 20 "$work/configure.log"
     die "configure failed (missing dependencies? build a bundle elsewhere with scripts/build_gpu_bundle.sh)"
   fi
   benches=(bench_gpu bench_gpu_kernels bench_generate bench_train bench_memory)
   targets=("${benches[@]}")
   for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
-  if ! cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)" >"$work/build.log" 2>&1; then
+  if ! cmake --build "$build_dir" --target "${targets[@]}" hone_cli -j "$(nproc)" >"$work/build.log" 2>&1; then
     tail -n 30 "$work/build.log"
     die "build failed"
   fi
   mkdir -p "$work/bin"
   for b in "${benches[@]}"; do cp "$build_dir/benchmarks/$b" "$work/bin/"; done
   for t in "${targets[@]:${#benches[@]}}"; do cp "$build_dir/tests/$t" "$work/bin/"; done
+  cp "$build_dir/bindings/cli/hone" "$work/bin/"
   bin="$work/bin"
   log "gpu_check: built in $(elapsed) s"
 fi
@@ -170,6 +172,36 @@ for t in "$bin"/test_gpu*; do
   fi
 done
 log "gpu_check: [gpu] tests: $tests_passed passed, $tests_failed failed ($(elapsed) s)"
+
+# ---------------------------------------------------------------- end to end
+# The command as a user runs it on the device: a tiny Llama (head dim 64) fine-tuned with
+# `hone train --backend cuda` to reverse words, then `hone generate` and `hone eval` on cuda.
+e2e="not run (no hone in $bin)"
+if [[ -x "$bin/hone" ]]; then
+  hone_bin=$(cd "$bin" && pwd)/hone
+  mkdir -p "$work/e2e"
+  if (
+    set -e
+    cd "$work/e2e"
+    "$hone_bin" init --family llama --vocab 264 --hidden 128 --layers 2 --heads 2 --max-positions 128 \
+      --tokenizer byte-level --out tiny
+    for w in red green blue cat dog sun moon tree fish bird; do
+      printf '{"prompt": "reverse %s: ", "completion": "%s"}\n' "$w" "$(echo "$w" | rev)"
+    done >task.jsonl
+    timeout 60 "$hone_bin" train --backend cuda --method full --model tiny --data task.jsonl --output full \
+      --steps 80 --batch 10 --seq-len 24 --lr 1e-2 --schedule constant --quiet
+    timeout 30 "$hone_bin" generate --backend cuda --model full --prompt "reverse moon: " --max-new-tokens 10 >gen.txt
+    timeout 30 "$hone_bin" eval --backend cuda --model full --task task.jsonl >eval.log
+  ) >"$work/e2e.log" 2>&1; then
+    e2e="passed: answer '$(head -n 1 "$work/e2e/gen.txt")' (expected noom), $(grep -m 1 accuracy "$work/e2e/eval.log")"
+  else
+    e2e="FAILED (see e2e.log)"
+    tests_failed=$(( tests_failed + 1 ))
+    binaries_failed+=("hone end to end")
+    tail -n 15 "$work/e2e.log" | sed 's/^/    /' | tee -a "$work/gpu_check.log"
+  fi
+fi
+log "gpu_check: end to end (hone train/generate/eval --backend cuda): $e2e"
 
 # ---------------------------------------------------------------- benchmarks
 bench_args=(--json "$work/bench_gpu.json")
@@ -369,7 +401,7 @@ log "gpu_check: done in $(elapsed) s"
 if [[ -n "$out_dir" ]]; then
   mkdir -p "$out_dir"
   for f in gpu_check.log gpu_check.json bench_gpu.json bench_gpu_kernels.json bench_generate.json bench_train.json \
-           bench_memory.json torch.json; do
+           bench_memory.json torch.json e2e.log; do
     [[ -f "$work/$f" ]] && cp "$work/$f" "$out_dir/"
   done
   # One file for all test logs: what comes back from a device run is limited in count.

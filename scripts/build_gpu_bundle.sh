@@ -45,7 +45,7 @@ cuda_lib=$(dirname "$(dirname "$(command -v nvcc)")")/lib64
 gomp=$(g++ -print-file-name=libgomp.a)
 
 cmake_args=(-S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DHONE_CUDA=ON
-  -DCMAKE_CUDA_ARCHITECTURES=90a -DHONE_BUILD_CLI=OFF -DHONE_BUILD_TESTS=ON
+  -DCMAKE_CUDA_ARCHITECTURES=90a -DHONE_BUILD_CLI=ON -DHONE_BUILD_TESTS=ON
   -DHONE_BUILD_BENCHMARKS=ON "-DHONE_KERNEL_FAMILIES=$families" -DHONE_CPU_ARCH=x86-64-v3
   # The CUDA runtime and OpenMP as static archives; the C++ runtime linked in.
   "-DCUDA_cudart_LIBRARY=$cuda_lib/libcudart_static.a"
@@ -97,12 +97,13 @@ echo "build_gpu_bundle: $baseline"
 benches=(bench_gpu bench_gpu_kernels bench_generate bench_train bench_memory)
 targets=("${benches[@]}")
 for src in tests/gpu/test_gpu*.cpp; do targets+=("$(basename "$src" .cpp)"); done
-cmake --build "$build_dir" --target "${targets[@]}" -j "$(nproc)"
+cmake --build "$build_dir" --target "${targets[@]}" hone_cli -j "$(nproc)"
 
 rm -rf "$out/bin"
 mkdir -p "$out/bin"
 for b in "${benches[@]}"; do cp "$build_dir/benchmarks/$b" "$out/bin/"; done
 for t in "${targets[@]:${#benches[@]}}"; do cp "$build_dir/tests/$t" "$out/bin/"; done
+cp "$build_dir/bindings/cli/hone" "$out/bin/"  # gpu_check's end-to-end run of the command
 strip --strip-unneeded "$out"/bin/*
 # The frontend headers too (0.5 MB compressed), for gpu_check.sh's source mode on a machine
 # without network.
