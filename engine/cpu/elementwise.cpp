@@ -1,5 +1,6 @@
-// CPU reference for add_ and scale_: each element is independent, so the chunking only spreads
-// work over the threads and never changes a value.
+// CPU reference for the element-wise maps (add_, scale_, mul_, dropout_mask_, bias_add_): each
+// element is independent, so the chunking only spreads work over the threads and never changes
+// a value; and bias_bwd's fixed-chunk column sums.
 #include "cpu/elementwise.h"
 
 #include <algorithm>
@@ -20,6 +21,20 @@ template <class T>
 void scale_(T* x, std::int64_t n, T alpha) {
   parallel_for(n, kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) x[i] *= alpha;
+  });
+}
+
+template <class T>
+void mul_(T* x, const T* m, std::int64_t n) {
+  parallel_for(n, kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) x[i] *= m[i];
+  });
+}
+
+template <class T>
+void dropout_mask_(T* u, std::int64_t n, double p, T keep) {
+  parallel_for(n, kElementwiseGrain, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) u[i] = static_cast<double>(u[i]) >= p ? keep : T(0);
   });
 }
 
@@ -59,5 +74,9 @@ template void add_<float>(float*, const float*, std::int64_t, float);
 template void add_<double>(double*, const double*, std::int64_t, double);
 template void scale_<float>(float*, std::int64_t, float);
 template void scale_<double>(double*, std::int64_t, double);
+template void mul_<float>(float*, const float*, std::int64_t);
+template void mul_<double>(double*, const double*, std::int64_t);
+template void dropout_mask_<float>(float*, std::int64_t, double, float);
+template void dropout_mask_<double>(double*, std::int64_t, double, double);
 
 }  // namespace hone::cpu

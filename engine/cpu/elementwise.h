@@ -1,5 +1,6 @@
-// CPU reference for the elementwise ops (add_, scale_): raw-pointer loops over contiguous
-// buffers, parallel over fixed chunks. Validation lives in engine/ops/elementwise.cpp.
+// CPU reference for the elementwise ops (add_, scale_, mul_, dropout_mask_, bias_add_,
+// bias_bwd): raw-pointer loops over contiguous buffers, parallel over fixed chunks. Validation
+// lives in engine/ops/elementwise.cpp.
 #pragma once
 #include <cstdint>
 
@@ -15,6 +16,14 @@ void add_(T* dst, const T* src, std::int64_t n, T alpha);
 // x[i] *= alpha, i < n.
 template <class T>
 void scale_(T* x, std::int64_t n, T alpha);
+
+// x[i] *= m[i], i < n. m may be x.
+template <class T>
+void mul_(T* x, const T* m, std::int64_t n);
+
+// u[i] = u[i] ≥ p ? keep : 0, i < n, compared in double (exact for f32 and f64 u).
+template <class T>
+void dropout_mask_(T* u, std::int64_t n, double p, T keep);
 
 // x[r·F + f] += b[f] for r < rows.
 template <class T>

@@ -1,8 +1,9 @@
-// ops::add_ / scale_ / bias_add_ / bias_bwd: argument validation and device dispatch to
-// engine/cpu/elementwise, or on CUDA to kernels/elementwise (f32 or bf16, fp32 math; bias_bwd
-// reduced deterministically through a workspace from the caching allocator).
+// ops::add_ / scale_ / mul_ / dropout_mask_ / bias_add_ / bias_bwd: argument validation and
+// device dispatch to engine/cpu/elementwise, or on CUDA to kernels/elementwise (f32 or bf16, fp32
+// math; bias_bwd reduced deterministically through a workspace from the caching allocator).
 #include "cpu/elementwise.h"
 
+#include <cmath>
 #include <string_view>
 
 #include "ops/check.h"
@@ -36,6 +37,17 @@ kernels::ElementwiseType elem_type(const Tensor& t) {
 }
 #endif
 
+// A second operand that overlaps the first must be the same tensor: a partial overlap would
+// make the result depend on the order the chunks run in.
+void expect_same_or_apart(std::string_view op, std::string_view name, const Tensor& t,
+                          std::string_view ref_name, const Tensor& ref) {
+  if (ref.numel() == 0 || ref.raw() == t.raw()) return;
+  const auto* r0 = static_cast<const char*>(ref.raw());
+  const auto* t0 = static_cast<const char*>(t.raw());
+  HONE_CHECK(!(r0 < t0 + t.nbytes() && t0 < r0 + ref.nbytes()), op, "argument '", name, "' ",
+             shape_str(t.shape()), " partly overlaps ", ref_name, " ", shape_str(ref.shape()));
+}
+
 }  // namespace
 
 void add_(const Tensor& dst, const Tensor& src, double alpha) {
@@ -45,14 +57,7 @@ void add_(const Tensor& dst, const Tensor& src, double alpha) {
   expect_dtype(op, "src", src, "dst", dst);
   expect_shape(op, "src", src, dst.shape(), described("dst", dst));
   expect_device(op, "src", src, "dst", dst);
-  // The same tensor is fine (dst += alpha · dst); a partial overlap would make the result
-  // depend on the order the chunks run in.
-  if (dst.numel() > 0 && dst.raw() != src.raw()) {
-    const auto* d0 = static_cast<const char*>(dst.raw());
-    const auto* s0 = static_cast<const char*>(src.raw());
-    HONE_CHECK(!(d0 < s0 + src.nbytes() && s0 < d0 + dst.nbytes()), op, "argument 'src' ",
-               shape_str(src.shape()), " partly overlaps dst ", shape_str(dst.shape()));
-  }
+  expect_same_or_apart(op, "src", src, "dst", dst);  // dst += alpha · dst is fine
   if (cuda) {
 #ifdef HONE_CUDA_ELEMENTWISE
     if (dst.numel() == 0) return;
@@ -87,6 +92,70 @@ void scale_(const Tensor& x, double alpha) {
   dispatch_float(op, x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     cpu::scale_<T>(x.data<T>(), x.numel(), static_cast<T>(alpha));
+  });
+}
+
+void mul_(const Tensor& x, const Tensor& m) {
+  constexpr std::string_view op = "mul_";
+  const bool cuda = on_cuda(op, "x", x);
+  if (!cuda) expect_float(op, "x", x);
+  expect_shape(op, "m", m, x.shape(), described("x", x));
+  expect_device(op, "m", m, "x", x);
+  if (cuda)
+    expect_cuda_dtype(op, "m", m, {DType::f32, DType::bf16});
+  else
+    expect_dtype(op, "m", m, "x", x);
+  expect_same_or_apart(op, "m", m, "x", x);
+  if (cuda) {
+#ifdef HONE_CUDA_ELEMENTWISE
+    if (x.numel() == 0) return;
+    cuda::DeviceGuard device(x.device().index);
+    kernels::MulParams p;
+    p.x = x.raw();
+    p.m = m.raw();
+    p.x_type = elem_type(x);
+    p.m_type = elem_type(m);
+    p.n = x.numel();
+    kernels::mul(p, cuda::current_stream());
+    return;
+#else
+    cuda_unavailable(op, "elementwise");
+#endif
+  }
+  dispatch_float(op, x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::mul_<T>(x.data<T>(), m.data<T>(), x.numel());
+  });
+}
+
+void dropout_mask_(const Tensor& u, double p) {
+  constexpr std::string_view op = "dropout_mask_";
+  HONE_CHECK(p >= 0 && p < 1, op, "p is ", p, "; expected [0, 1)");
+  const double keep = 1.0 / (1.0 - p);
+  if (u.defined() && u.device().is_cuda()) {
+    expect_cuda_dtype(op, "u", u, {DType::f32});
+#ifdef HONE_CUDA_ELEMENTWISE
+    if (u.numel() == 0) return;
+    // The smallest float ≥ p: for every f32 u, u ≥ threshold exactly when u ≥ p, as the CPU
+    // compares in double.
+    float threshold = static_cast<float>(p);
+    if (static_cast<double>(threshold) < p) threshold = std::nextafter(threshold, 2.0f);
+    cuda::DeviceGuard device(u.device().index);
+    kernels::DropoutMaskParams k;
+    k.u = u.data<float>();
+    k.threshold = threshold;
+    k.keep = static_cast<float>(keep);
+    k.n = u.numel();
+    kernels::dropout_mask(k, cuda::current_stream());
+    return;
+#else
+    cuda_unavailable(op, "elementwise");
+#endif
+  }
+  expect_float(op, "u", u);
+  dispatch_float(op, u.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::dropout_mask_<T>(u.data<T>(), u.numel(), p, static_cast<T>(keep));
   });
 }
 

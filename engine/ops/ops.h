@@ -92,11 +92,17 @@ void gelu_fwd(const Tensor& x, const Tensor& y);
 void gelu_bwd(const Tensor& dy, const Tensor& x, const Tensor& dx);
 
 // ---------------------------------------------------------------- elementwise
-// CUDA: f32 or bf16 (alpha applied in f32); bias_bwd's db f32, or bf16 for a bf16 dy.
+// CUDA: f32 or bf16 (alpha applied in f32); bias_bwd's db f32, or bf16 for a bf16 dy; mul_'s x
+// and m each f32 or bf16, in any mix (fp32 product, x rounded once); dropout_mask_'s u f32.
 // dst += alpha · src (residual connections, gradient accumulation). Same shape and dtype.
 void add_(const Tensor& dst, const Tensor& src, double alpha = 1.0);
 // x *= alpha.
 void scale_(const Tensor& x, double alpha);
+// x *= m element by element (a dropout mask). Same shape; on the CPU the same dtype. m may be x.
+void mul_(const Tensor& x, const Tensor& m);
+// Dropout's keep mask from uniforms u in [0, 1) (ops::uniform_), in place: u = 1 / (1 − p) where
+// u ≥ p, else 0; p in [0, 1). The comparison is exact (u against p as a double) on every device.
+void dropout_mask_(const Tensor& u, double p);
 // x[n, :] += b for x (..., F) viewed as (N, F), b (F): a linear layer's bias.
 void bias_add_(const Tensor& x, const Tensor& b);
 // db (+=) = Σ_n dy[n, :], summed in fixed row chunks (deterministic).

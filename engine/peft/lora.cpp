@@ -95,27 +95,12 @@ std::int64_t in_features(const TransformerConfig& c, Proj p) {
   return c.hidden_size;
 }
 
-template <class T>
-void multiply(const Tensor& dst, const Tensor& by) {
-  T* d = dst.data<T>();
-  const T* b = by.data<T>();
-  for (std::int64_t i = 0; i < dst.numel(); ++i) d[i] *= b[i];
-}
-// t ⊙ mask (a host mask of t's shape) as a new tensor on t's device and in its dtype. A device
-// tensor goes through the host in f32 and back (rounded once): the ops have no elementwise
-// product on CUDA, and only dropout in training needs one.
+// t ⊙ mask (dropout_mask's: t's shape and device) as a new tensor in t's dtype. On a device
+// t is bf16 and the mask f32: the product is fp32, rounded once, all without leaving the device.
 Tensor masked(const Tensor& t, const Tensor& mask) {
-  if (t.device().is_cpu()) {
-    const Tensor out = t.clone();
-    if (out.dtype() == DType::f64)
-      multiply<double>(out, mask);
-    else
-      multiply<float>(out, mask);
-    return out;
-  }
-  const Tensor host = t.to(Device::cpu()).to(DType::f32);
-  multiply<float>(host, mask);
-  return host.to(t.dtype()).to(t.device());
+  const Tensor out = t.clone();
+  ops::mul_(out, mask);
+  return out;
 }
 
 // Uniform in [lo, hi) from Philox (seed, offset), in t's dtype.
@@ -252,16 +237,16 @@ void LoraAdapter::set_training(bool training, std::uint64_t stream) {
 
 Tensor LoraAdapter::dropout_mask(std::size_t m, std::int64_t rows) const {
   const LoraModule& mod = modules_[m];
-  // Host draws: f32 and f64 give the same values, so a device model drops what the CPU model does.
+  // Drawn where the model is: Philox gives the same uniforms in f32, f64 and on every device,
+  // and dropout_mask_ compares them with p exactly, so a device model drops what the CPU model
+  // does. The device takes f32 uniforms; the CPU the model's dtype.
   const DType dtype = device_.is_cpu() ? dtype_ : DType::f32;
-  const Tensor u = Tensor::empty({rows, mod.in}, dtype);
+  const Tensor u = Tensor::empty({rows, mod.in}, dtype, device_);
   // Each (forward, module) pair reads its own range of Philox blocks.
   const std::uint64_t offset = (stream_ * modules_.size() + m) << 32;
   ops::uniform_(u, config_.seed ^ 0xd5a7c0de5eedull, offset);
-  std::vector<double> v = u.to_vector<double>();
-  const double p = config_.dropout, keep = 1.0 / (1.0 - p);
-  for (double& x : v) x = x >= p ? keep : 0.0;
-  return Tensor::from_vector<double>(u.shape(), v).to(dtype);
+  ops::dropout_mask_(u, config_.dropout);
+  return u;
 }
 
 namespace {
@@ -321,7 +306,8 @@ void LoraAdapter::linear_bwd(std::int64_t layer, const std::vector<Proj>& projs,
     if (s.xd.defined()) {
       const Tensor dxd = Tensor::zeros({N, m.in}, dtype_, device_);
       ops::matmul_bwd(s.xd, m.A, du, dxd, m.dA, kLinear);
-      ops::add_(din, masked(dxd, dropout_mask(i, N)));
+      ops::mul_(dxd, dropout_mask(i, N));
+      ops::add_(din, dxd);
     } else {
       ops::matmul_bwd(x, m.A, du, din, m.dA, kLinear);
     }

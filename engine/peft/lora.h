@@ -58,8 +58,9 @@ class LoraAdapter : public model::Adapter {
 
  private:
   void fold(model::Transformer& base, double sign);
-  // Dropout keep mask (N, in) scaled by 1/(1 − p) for module m under `stream`, on the host (the
-  // same Philox draws on every device): in the model's dtype on the CPU, f32 for a device model.
+  // Dropout keep mask (N, in) scaled by 1/(1 − p) for module m under `stream`, drawn on the
+  // model's device (Philox gives the same draws everywhere): in the model's dtype on the CPU, f32
+  // on a device.
   Tensor dropout_mask(std::size_t m, std::int64_t rows) const;
 
   LoraConfig config_;

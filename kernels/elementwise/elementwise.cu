@@ -1,11 +1,13 @@
 // add, scale, bias_add: one grid-stride map kernel over f32 or bf16 streams (16-byte vectors
-// where the pointers allow, a scalar path for the rest); bias_bwd: a two-pass column reduction
-// through row slots in a workspace, deterministic without atomics.
+// where the pointers allow, a scalar path for the rest); mul (two streams of possibly different
+// types) and dropout_mask: grid-stride maps of 8 elements a step; bias_bwd: a two-pass column
+// reduction through row slots in a workspace, deterministic without atomics.
 #include "kernels/elementwise/elementwise.h"
 
 #include <cstring>
 
 #include "hone/error.h"
+#include "kernels/common/bf16.cuh"
 #include "kernels/common/compat.cuh"
 
 HONE_KERNELS_BEGIN
@@ -96,6 +98,77 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// Eight elements at p (16-byte aligned) widened to fp32, and narrowed back (bf16 rounded once):
+// one 16-byte access for bf16, two for f32.
+constexpr int kStep = 8;
+__device__ __forceinline__ void load8(const bf16_bits* p, float (&f)[kStep]) {
+  bf16v::load_bf16<kStep>(p, f);
+}
+__device__ __forceinline__ void store8(bf16_bits* p, const float (&f)[kStep]) {
+  bf16v::store_bf16<kStep>(p, f);
+}
+__device__ __forceinline__ void load8(const float* p, float (&f)[kStep]) {
+#if defined(__CUDACC__)
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+#else
+  std::memcpy(f, p, sizeof f);
+#endif
+}
+__device__ __forceinline__ void store8(float* p, const float (&f)[kStep]) {
+#if defined(__CUDACC__)
+  reinterpret_cast<float4*>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+#else
+  std::memcpy(p, f, sizeof f);
+#endif
+}
+
+// x[i] *= m[i] in fp32. Work item k < n_vec is the 8 elements from 8k; the others are single
+// elements from 8·n_vec on. Each element is read and written by one thread, so m may be x.
+template <class X, class M>
+__global__ void __launch_bounds__(kThreads)
+    mul_kernel(X* x, const M* m, std::int64_t n, std::int64_t n_vec) {
+  const std::int64_t items = n_vec + (n - n_vec * kStep);
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       k < items; k += stride) {
+    if (k < n_vec) {
+      const std::int64_t i = k * kStep;
+      float xv[kStep], mv[kStep];
+      load8(x + i, xv);
+      load8(m + i, mv);
+#pragma unroll
+      for (int e = 0; e < kStep; ++e) xv[e] *= mv[e];
+      store8(x + i, xv);
+    } else {
+      const std::int64_t i = n_vec * kStep + (k - n_vec);
+      store(x + i, to_float(x[i]) * to_float(m[i]));
+    }
+  }
+}
+
+// u[i] = u[i] ≥ threshold ? keep : 0, laid out like mul_kernel's work items.
+__global__ void __launch_bounds__(kThreads)
+    dropout_mask_kernel(float* u, float threshold, float keep, std::int64_t n, std::int64_t n_vec) {
+  const std::int64_t items = n_vec + (n - n_vec * kStep);
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       k < items; k += stride) {
+    if (k < n_vec) {
+      const std::int64_t i = k * kStep;
+      float v[kStep];
+      load8(u + i, v);
+#pragma unroll
+      for (int e = 0; e < kStep; ++e) v[e] = v[e] >= threshold ? keep : 0.0f;
+      store8(u + i, v);
+    } else {
+      const std::int64_t i = n_vec * kStep + (k - n_vec);
+      u[i] = u[i] >= threshold ? keep : 0.0f;
+    }
+  }
+}
+
 // Pass 1 of bias_bwd: slot blockIdx.y sums rows [slot·per_slot, (slot + 1)·per_slot) of column
 // `col` in row order into ws[slot, col]. Threads of a warp take adjacent columns (coalesced).
 template <class S>
@@ -171,6 +244,22 @@ void map_by_type(const char* op, ElementwiseType t, void* x, const void* y, floa
     run_map<bf16_bits, M>(op, x, y, alpha, n, period, stream);
 }
 
+template <class X, class M>
+void run_mul(const MulParams& p, cudaStream_t stream) {
+  const std::int64_t n_vec = aligned16(p.x) && aligned16(p.m) ? p.n / kStep : 0;
+  const std::int64_t items = n_vec + (p.n - n_vec * kStep);
+  launch(mul_kernel<X, M>, dim3(blocks_for(items)), dim3(kThreads), 0, stream, static_cast<X*>(p.x),
+         static_cast<const M*>(p.m), p.n, n_vec);
+}
+
+template <class X>
+void mul_by_m_type(const MulParams& p, cudaStream_t stream) {
+  if (p.m_type == ElementwiseType::f32)
+    run_mul<X, float>(p, stream);
+  else
+    run_mul<X, bf16_bits>(p, stream);
+}
+
 }  // namespace
 
 void add(const AddParams& p, cudaStream_t stream) {
@@ -190,6 +279,33 @@ void scale(const ScaleParams& p, cudaStream_t stream) {
   if (p.n == 0) return;
   check_ptr(op, "x", p.x);
   map_by_type<Map::scale>(op, p.type, p.x, nullptr, p.alpha, p.n, 1, stream);
+}
+
+void mul(const MulParams& p, cudaStream_t stream) {
+  const char* op = "elementwise_mul";
+  HONE_CHECK(p.n >= 0, op, "n = ", p.n, " is negative");
+  check_type(op, "x_type", p.x_type);
+  check_type(op, "m_type", p.m_type);
+  if (p.n == 0) return;
+  check_ptr(op, "x", p.x);
+  check_ptr(op, "m", p.m);
+  if (p.x_type == ElementwiseType::f32)
+    mul_by_m_type<float>(p, stream);
+  else
+    mul_by_m_type<bf16_bits>(p, stream);
+  check_launch(op);
+}
+
+void dropout_mask(const DropoutMaskParams& p, cudaStream_t stream) {
+  const char* op = "elementwise_dropout_mask";
+  HONE_CHECK(p.n >= 0, op, "n = ", p.n, " is negative");
+  if (p.n == 0) return;
+  check_ptr(op, "u", p.u);
+  const std::int64_t n_vec = aligned16(p.u) ? p.n / kStep : 0;
+  const std::int64_t items = n_vec + (p.n - n_vec * kStep);
+  launch(dropout_mask_kernel, dim3(blocks_for(items)), dim3(kThreads), 0, stream, p.u,
+         p.threshold, p.keep, p.n, n_vec);
+  check_launch(op);
 }
 
 void bias_add(const BiasAddParams& p, cudaStream_t stream) {

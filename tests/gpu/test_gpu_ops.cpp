@@ -278,6 +278,87 @@ TEST_CASE("ops add_, scale_, bias_add_ and bias_bwd on cuda match the CPU ops", 
   }
 }
 
+TEST_CASE("ops mul_ and dropout_mask_ on cuda match the CPU ops bit for bit", HONE_DEVICE_TAG) {
+  // mul_: one fp32 product per element, so the device gives the f32 CPU product rounded to x's
+  // dtype exactly, in every f32/bf16 mix; sizes around the 8-element step, one element in (no
+  // pointer 16-byte aligned: the scalar path) and m as x.
+  for (DType xt : {DType::bf16, DType::f32})
+    for (DType mt : {DType::bf16, DType::f32})
+      for (std::int64_t n : {1, 7, 8, 9, 33, 1000, 4099, 65539}) {
+        INFO("x " << dtype_name(xt) << ", m " << dtype_name(mt) << ", n " << n);
+        const std::uint64_t seed = 6000 + static_cast<std::uint64_t>(n);
+        const Tensor x = test::random_tensor({n + 1}, xt, seed, -3, 3);
+        const Tensor m = test::random_tensor({n + 1}, mt, seed + 1, -2, 2);
+        const Tensor ref = f32(x.slice(1, n + 1)), sq = f32(x.slice(1, n + 1));
+        ops::mul_(ref, f32(m.slice(1, n + 1)));
+        ops::mul_(sq, sq);
+        const Tensor md = gpu(m);
+        auto run = [&](std::int64_t at) {
+          const Tensor xd = gpu(x);
+          ops::mul_(xd.slice(at, at + n), md.slice(at, at + n));
+          return xd.slice(at, at + n);
+        };
+        const Tensor a32 = f32(x.slice(0, n));  // x[0, n) ⊙ m[0, n): the aligned start
+        ops::mul_(a32, f32(m.slice(0, n)));
+        CHECK(bytes(run(0)) == bytes(a32.to(xt)));
+        CHECK(bytes(run(1)) == bytes(ref.to(xt)));
+        const Tensor xs = gpu(x.slice(1, n + 1).clone());
+        ops::mul_(xs, xs);
+        CHECK(bytes(xs) == bytes(sq.to(xt)));
+      }
+
+  // dropout_mask_ on the device's own Philox draw equals the CPU's mask on its f32 and f64
+  // draws: p = 0.7 is above 0.7f, so the device must not compare against p rounded to f32.
+  for (double p : {0.0, 0.1, 0.25, 0.5, 0.7})
+    for (std::int64_t n : {1, 13, 4096, 70001}) {
+      INFO("p " << p << ", n " << n);
+      const Tensor ud = gpu(Tensor::empty({n}, DType::f32));
+      const Tensor u32 = Tensor::empty({n}, DType::f32), u64 = Tensor::empty({n}, DType::f64);
+      ops::uniform_(ud, 99, 7);
+      ops::uniform_(u32, 99, 7);
+      ops::uniform_(u64, 99, 7);
+      ops::dropout_mask_(ud, p);
+      ops::dropout_mask_(u32, p);
+      ops::dropout_mask_(u64, p);
+      CHECK(bytes(ud) == bytes(u32));
+      CHECK(bytes(ud) == bytes(u64.to(DType::f32)));
+    }
+  // Uniforms at either side of p, on the scalar path and in 8-element steps.
+  std::vector<float> edge;
+  for (double p : {0.1, 0.25, 0.7}) {
+    const float f = static_cast<float>(p);
+    for (float v : {std::nextafter(f, 0.0f), f, std::nextafter(f, 1.0f)}) edge.push_back(v);
+  }
+  const auto ne = static_cast<std::int64_t>(edge.size());
+  for (std::int64_t at : {0, 1}) {
+    std::vector<float> padded = edge;  // edge at [at, at + ne)
+    padded.insert(at == 0 ? padded.end() : padded.begin(), 0.5f);
+    for (double p : {0.1, 0.25, 0.7}) {
+      INFO("edges at " << at << ", p " << p);
+      const Tensor d = gpu(Tensor::from_vector<float>({ne + 1}, padded));
+      const Tensor h = Tensor::from_vector<float>({ne}, edge);
+      ops::dropout_mask_(d.slice(at, at + ne), p);
+      ops::dropout_mask_(h, p);
+      CHECK(bytes(d.slice(at, at + ne)) == bytes(h));
+    }
+  }
+
+  // What the kernels do not take.
+  const Tensor xd = gpu(test::random_tensor({4, 8}, DType::bf16, 1));
+  CHECK_THROWS_WITH(ops::mul_(xd, gpu(Tensor::zeros({4, 8}, DType::f64))),
+                    Contains("[mul_] argument 'm' has dtype f64; expected f32 or bf16 on cuda:0"));
+  CHECK_THROWS_WITH(ops::mul_(gpu(Tensor::zeros({4, 8}, DType::f64)), xd),
+                    Contains("[mul_] argument 'x' has dtype f64; expected f32 or bf16 on cuda:0"));
+  CHECK_THROWS_WITH(ops::mul_(xd, Tensor::zeros({4, 8}, DType::f32)),
+                    Contains("[mul_] argument 'm' is on cpu but x is on cuda:0"));
+  CHECK_THROWS_WITH(ops::mul_(xd, gpu(Tensor::zeros({8, 4}, DType::bf16))),
+                    Contains("[mul_] argument 'm' has shape (8, 4); expected (4, 8)"));
+  CHECK_THROWS_WITH(ops::dropout_mask_(xd, 0.5),
+                    Contains("[dropout_mask_] argument 'u' has dtype bf16; expected f32 on cuda:0"));
+  CHECK_THROWS_WITH(ops::dropout_mask_(gpu(Tensor::zeros({3}, DType::f32)), 1.0),
+                    Contains("[dropout_mask_] p is 1"));
+}
+
 // ---------------------------------------------------------------- embedding
 
 TEST_CASE("ops embedding on cuda matches the CPU ops, the backward bit for bit", HONE_DEVICE_TAG) {

@@ -1,7 +1,8 @@
 // The element-wise kernels (kernels/elementwise) under the emulator against engine/cpu: add,
 // scale and bias_add in f32 and bf16 on ragged sizes, vector and scalar paths, add in place;
-// bias_bwd's deterministic reduction (same bits under every schedule and at any alignment,
-// f32 and bf16 gradients); bad arguments.
+// mul in every f32/bf16 mix and the dropout mask, bit for bit; bias_bwd's deterministic
+// reduction (same bits under every schedule and at any alignment, f32 and bf16 gradients); bad
+// arguments.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "cpu/elementwise.h"
 #include "kernels/elementwise/elementwise.h"
 #include "kernels/emu/emu.h"
+#include "ops/ops.h"
 #include "support/random.h"
 #include "support/tolerance.h"
 
@@ -114,6 +116,82 @@ TEST_CASE("add kernel accumulates a tensor into itself", "[emu]") {
     kernels::add({out.raw(), out.raw(), type_of(dt), 0.5f, n}, nullptr);
     check_map(out, ref, std::string("x += 0.5 x, ") + dtype_name(dt));
   }
+}
+
+TEST_CASE("mul kernel matches engine/cpu bit for bit in every f32/bf16 mix", "[emu]") {
+  // One fp32 product per element, rounded once: the f32 reference rounded to x's dtype exactly.
+  for (DType xt : {DType::f32, DType::bf16})
+    for (DType mt : {DType::f32, DType::bf16})
+      for (std::int64_t n : kSizes) {
+        const std::string what = std::string("x ") + dtype_name(xt) + ", m " + dtype_name(mt) +
+                                 ", n = " + std::to_string(n);
+        INFO(what);
+        const Tensor x0 = test::random_tensor({n}, xt, 41 + n, -3, 3);
+        const Tensor m = test::random_tensor({n}, mt, 42 + n, -2, 2);
+        const Tensor ref = x0.to(DType::f32), m32 = m.to(DType::f32);
+        cpu::mul_<float>(ref.data<float>(), m32.data<float>(), n);
+        Tensor out;
+        same_under_schedules([&] {
+          out = x0.clone();
+          kernels::mul({out.raw(), m.raw(), type_of(xt), type_of(mt), n}, nullptr);
+          return bytes(out);
+        });
+        CHECK(bytes(out) == bytes(ref.to(xt)));
+      }
+}
+
+TEST_CASE("mul kernel: the scalar path for unaligned pointers and x as m give the same bits", "[emu]") {
+  const std::int64_t n = 8 * 37 + 5;
+  for (DType xt : {DType::f32, DType::bf16})
+    for (DType mt : {DType::f32, DType::bf16}) {
+      INFO("x " << dtype_name(xt) << ", m " << dtype_name(mt));
+      const Tensor x = test::random_tensor({n + 1}, xt, 51, -2, 2);
+      const Tensor m = test::random_tensor({n + 1}, mt, 52, -2, 2);
+      const Tensor xa = x.slice(1, n + 1).clone(), ma = m.slice(1, n + 1).clone();
+      kernels::mul({xa.raw(), ma.raw(), type_of(xt), type_of(mt), n}, nullptr);
+      // One element in, no pointer is 16-byte aligned: every element takes the scalar path.
+      const Tensor xs = x.clone(), ms = m.clone();
+      auto at1 = [](const Tensor& t) {
+        return static_cast<void*>(static_cast<char*>(t.raw()) + dtype_size(t.dtype()));
+      };
+      kernels::mul({at1(xs), at1(ms), type_of(xt), type_of(mt), n}, nullptr);
+      CHECK(bytes(xs.slice(1, n + 1).clone()) == bytes(xa));
+      CHECK(bytes(xs.slice(0, 1).clone()) == bytes(x.slice(0, 1).clone()));  // untouched
+    }
+  for (DType dt : {DType::f32, DType::bf16}) {
+    const Tensor x = test::random_tensor({n}, dt, 53, -2, 2);
+    const Tensor ref = x.to(DType::f32);
+    cpu::mul_<float>(ref.data<float>(), ref.data<float>(), n);
+    kernels::mul({x.raw(), x.raw(), type_of(dt), type_of(dt), n}, nullptr);
+    CHECK(bytes(x) == bytes(ref.to(dt)));
+  }
+}
+
+TEST_CASE("dropout_mask kernel matches engine/cpu on Philox uniforms, ties kept", "[emu]") {
+  for (const float p : {0.0f, 0.1f, 0.25f, 0.5f, 0.9f})
+    for (std::int64_t n : kSizes) {
+      INFO("p " << p << " n = " << n);
+      // Thresholds that are floats: the kernel compares in f32 what the CPU compares in double.
+      const Tensor u0 = Tensor::empty({n}, DType::f32);
+      ops::uniform_(u0, 5, static_cast<std::uint64_t>(n));
+      const float keep = static_cast<float>(1.0 / (1.0 - p));
+      const Tensor ref = u0.clone();
+      cpu::dropout_mask_<float>(ref.data<float>(), n, p, keep);
+      Tensor out;
+      same_under_schedules([&] {
+        out = u0.clone();
+        kernels::dropout_mask({out.data<float>(), p, keep, n}, nullptr);
+        return bytes(out);
+      });
+      CHECK(bytes(out) == bytes(ref));
+    }
+  // Equal to the threshold keeps, one float below drops, on the vector and the scalar path.
+  std::vector<float> v(19);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = i % 2 ? 0.375f : std::nextafter(0.375f, 0.0f);
+  const Tensor u = Tensor::from_vector<float>({19}, v);
+  kernels::dropout_mask({u.data<float>(), 0.375f, 1.6f, 19}, nullptr);
+  const std::vector<float> got = u.to_vector<float>();
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == (i % 2 ? 1.6f : 0.0f));
 }
 
 TEST_CASE("bias_add kernel matches engine/cpu for ragged rows and features", "[emu]") {
@@ -232,6 +310,24 @@ TEST_CASE("element-wise kernels reject bad arguments naming the field", "[emu]")
       Contains("'type'"));
   CHECK_THROWS_WITH(kernels::bias_add({x.raw(), x.raw(), ElementwiseType::f32, 2, 0}, nullptr),
                     Contains("features = 0"));
+  CHECK_THROWS_WITH(
+      kernels::mul({x.raw(), nullptr, ElementwiseType::f32, ElementwiseType::bf16, 4}, nullptr),
+      Contains("elementwise_mul") && Contains("'m' is null"));
+  CHECK_THROWS_WITH(
+      kernels::mul({nullptr, x.raw(), ElementwiseType::bf16, ElementwiseType::f32, 4}, nullptr),
+      Contains("'x' is null"));
+  CHECK_THROWS_WITH(kernels::mul({x.raw(), x.raw(), ElementwiseType::f32,
+                                  static_cast<ElementwiseType>(9), 4},
+                                 nullptr),
+                    Contains("'m_type'"));
+  CHECK_THROWS_WITH(
+      kernels::mul({x.raw(), x.raw(), ElementwiseType::f32, ElementwiseType::f32, -3}, nullptr),
+      Contains("n = -3"));
+  CHECK_THROWS_WITH(kernels::dropout_mask({nullptr, 0.5f, 2.0f, 4}, nullptr),
+                    Contains("elementwise_dropout_mask") && Contains("'u' is null"));
+  CHECK_THROWS_WITH(kernels::dropout_mask({x.data<float>(), 0.5f, 2.0f, -1}, nullptr),
+                    Contains("n = -1"));
+  CHECK_NOTHROW(kernels::dropout_mask({nullptr, 0.5f, 2.0f, 0}, nullptr));  // nothing to do
   kernels::BiasBwdParams p;
   p.dy = x.raw(), p.db = x.raw(), p.rows = 2, p.features = 2, p.type = ElementwiseType::f32;
   CHECK_THROWS_WITH(kernels::bias_bwd(p, nullptr), Contains("'workspace' is null"));

@@ -1,7 +1,9 @@
-// ops::add_ and scale_ on the CPU reference: values on ragged sizes, in-place aliasing and
-// argument errors.
+// ops::add_, scale_, mul_, dropout_mask_, bias_add_ and bias_bwd on the CPU reference: values
+// on ragged sizes, in-place aliasing and argument errors.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include <omp.h>
@@ -125,6 +127,99 @@ TEST_CASE("elementwise ops reject bad arguments naming them", "[cpu][elementwise
   CHECK_THROWS_WITH(ops::scale_(Tensor{}, 2.0), Catch::Contains("[scale_]") &&
                                                     Catch::Contains("'x'") &&
                                                     Catch::Contains("undefined"));
+}
+
+TEST_CASE("mul_ multiplies element by element on ragged sizes", "[cpu][elementwise]") {
+  std::uint64_t seed = 300;
+  for (std::int64_t n : sizes_to_try())
+    for (DType dt : {DType::f32, DType::f64}) {
+      const Tensor x = test::random_tensor({n}, dt, seed++, -3, 3);
+      const Tensor m = test::random_tensor({n}, dt, seed++, -2, 2);
+      // The product in the tensors' dtype, one rounding per element.
+      std::vector<double> want = x.to_vector<double>();
+      const std::vector<double> mv = m.to_vector<double>();
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        const float f = static_cast<float>(want[i]) * static_cast<float>(mv[i]);
+        want[i] = dt == DType::f32 ? static_cast<double>(f) : want[i] * mv[i];
+      }
+      ops::mul_(x, m);
+      INFO("n " << n << " " << dtype_name(dt));
+      CHECK(x.to_vector<double>() == want);
+    }
+  // Exact small values, a multi-dimensional shape, and x *= x.
+  const Tensor y = Tensor::from_vector<float>({2, 3}, {1, -2, 3.5f, 0, 4, -0.5f});
+  ops::mul_(y, Tensor::from_vector<float>({2, 3}, {2, 0.5f, 0, 7, -1.25f, -4}));
+  CHECK(y.to_vector<float>() == std::vector<float>{2, -1, 0, 0, -5, 2});
+  ops::mul_(y, y);
+  CHECK(y.to_vector<float>() == std::vector<float>{4, 1, 0, 0, 25, 4});
+  CHECK_NOTHROW(ops::mul_(Tensor::zeros({0, 3}, DType::f64), Tensor::zeros({0, 3}, DType::f64)));
+}
+
+TEST_CASE("dropout_mask_ keeps u >= p scaled by 1/(1-p) and drops the rest", "[cpu][elementwise]") {
+  for (double p : {0.0, 0.1, 0.25, 0.5, 0.7, 0.9})
+    for (DType dt : {DType::f32, DType::f64}) {
+      INFO("p " << p << " " << dtype_name(dt));
+      const Tensor u = Tensor::empty({37, 29}, dt);
+      ops::uniform_(u, 17, 3);
+      const std::vector<double> uv = u.to_vector<double>();
+      ops::dropout_mask_(u, p);
+      const std::vector<double> got = u.to_vector<double>();
+      const double keep64 = 1 / (1 - p);
+      const double keep = dt == DType::f32 ? static_cast<double>(static_cast<float>(keep64)) : keep64;
+      std::int64_t kept = 0;
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        REQUIRE(got[i] == (uv[i] >= p ? keep : 0.0));
+        kept += got[i] != 0;
+      }
+      // About 1 − p of 1073 draws are kept (a binomial within 5 standard deviations).
+      const double n = static_cast<double>(got.size());
+      CHECK(std::abs(static_cast<double>(kept) - (1 - p) * n) <= 5 * std::sqrt(n * p * (1 - p)) + 1);
+    }
+  // The comparison is against p itself, not p rounded to f32: 0.7f is below 0.7, so it drops,
+  // while 0.25f (exact) keeps at equality.
+  const float below = static_cast<float>(0.7);
+  REQUIRE(static_cast<double>(below) < 0.7);
+  const Tensor e = Tensor::from_vector<float>({4}, {below, std::nextafter(below, 1.0f), 0.25f,
+                                                    std::nextafter(0.25f, 0.0f)});
+  ops::dropout_mask_(e.slice(0, 2), 0.7);
+  ops::dropout_mask_(e.slice(2, 4), 0.25);
+  CHECK(e.to_vector<float>() ==
+        std::vector<float>{0, static_cast<float>(1 / (1 - 0.7)), static_cast<float>(1 / (1 - 0.25)), 0});
+}
+
+TEST_CASE("mul_ and dropout_mask_ reject bad arguments naming them", "[cpu][elementwise]") {
+  const Tensor x = Tensor::zeros({3, 4}, DType::f32);
+  CHECK_THROWS_WITH(ops::mul_(x, Tensor::zeros({4, 3}, DType::f32)),
+                    Catch::Contains("[mul_]") && Catch::Contains("'m'") && Catch::Contains("(4, 3)") &&
+                        Catch::Contains("(3, 4)"));
+  CHECK_THROWS_WITH(ops::mul_(x, Tensor::zeros({3, 4}, DType::f64)),
+                    Catch::Contains("[mul_]") && Catch::Contains("'m'") && Catch::Contains("f64") &&
+                        Catch::Contains("f32"));
+  CHECK_THROWS_WITH(ops::mul_(Tensor::zeros({3}, DType::i32), Tensor::zeros({3}, DType::i32)),
+                    Catch::Contains("[mul_]") && Catch::Contains("'x'") && Catch::Contains("i32"));
+  // bf16 is a CUDA dtype: the host reference refuses it.
+  const Tensor h = test::random_tensor({3, 4}, DType::bf16, 1);
+  CHECK_THROWS_WITH(ops::mul_(h, h), Catch::Contains("[mul_] argument 'x'") &&
+                                         Catch::Contains("has dtype bf16; expected f32 or f64"));
+  CHECK_THROWS_WITH(ops::dropout_mask_(h, 0.5), Catch::Contains("[dropout_mask_] argument 'u'") &&
+                                                    Catch::Contains("has dtype bf16; expected f32 or f64"));
+  CHECK_THROWS_WITH(ops::mul_(x, Tensor{}),
+                    Catch::Contains("[mul_]") && Catch::Contains("'m'") && Catch::Contains("undefined"));
+  CHECK_THROWS_WITH(ops::mul_(Tensor{}, x),
+                    Catch::Contains("[mul_]") && Catch::Contains("'x'") && Catch::Contains("undefined"));
+  const Tensor flat = Tensor::zeros({8}, DType::f64);
+  CHECK_THROWS_WITH(ops::mul_(flat.slice(0, 6), flat.slice(1, 7)),
+                    Catch::Contains("[mul_]") && Catch::Contains("'m'") && Catch::Contains("overlaps"));
+
+  for (double p : {1.0, -0.25, 1.5, std::numeric_limits<double>::quiet_NaN()})
+    CHECK_THROWS_WITH(ops::dropout_mask_(Tensor::zeros({3}, DType::f32), p),
+                      Catch::Contains("[dropout_mask_]") && Catch::Contains("p is") &&
+                          Catch::Contains("[0, 1)"));
+  CHECK_THROWS_WITH(ops::dropout_mask_(Tensor::zeros({3}, DType::i64), 0.5),
+                    Catch::Contains("[dropout_mask_]") && Catch::Contains("'u'") && Catch::Contains("i64"));
+  CHECK_THROWS_WITH(ops::dropout_mask_(Tensor{}, 0.5),
+                    Catch::Contains("[dropout_mask_]") && Catch::Contains("'u'") &&
+                        Catch::Contains("undefined"));
 }
 
 TEST_CASE("bias add broadcasts over rows on ragged sizes", "[cpu][elementwise]") {
