@@ -26,6 +26,7 @@
 #include "infer/decoder.h"
 #include "model/transformer.h"
 #include "ops/ops.h"
+#include "random_weights.h"
 
 using namespace hone;
 using nlohmann::json;
@@ -86,20 +87,6 @@ double copy_gbps(Device device, bool quick) {
   return best;
 }
 
-// Random bf16 weights of magnitude 0.008–0.03 for a device model, drawn on the host with a
-// cheap generator (the model's Philox init in double is slow for a billion parameters).
-void fill_random_bf16(const Tensor& params) {
-  Tensor host = Tensor::empty(params.shape(), DType::bf16);
-  auto* bits = static_cast<std::uint16_t*>(host.raw());
-  std::uint64_t x = 88172645463325252ull;
-  for (std::int64_t i = 0; i < host.numel(); ++i) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    // sign, exponent 2^-7 or 2^-6, 7 random mantissa bits
-    bits[i] = static_cast<std::uint16_t>(((x >> 63) << 15) | ((120u + ((x >> 62) & 1u)) << 7) | ((x >> 40) & 0x7fu));
-  }
-  params.copy_from(host.to(params.device()));
-}
-
 int bench_main(int argc, char** argv) {
   bool quick = false;
   std::optional<std::int64_t> prompt_arg, new_arg;
@@ -157,7 +144,7 @@ int bench_main(int argc, char** argv) {
   Model model = Model::from_config(config.dump(), 1, gpu ? 0.0 : 0.02, Model::compute_dtype(device),
                                    /*train_base=*/false, device);
   model::Transformer& m = model.transformer();
-  if (gpu) fill_random_bf16(m.params());
+  if (gpu) bench::fill_random_bf16(m.params());
   const model::TransformerConfig& c = m.config();
   HONE_CHECK(prompt + new_tokens < c.max_position_embeddings, "bench_generate", "--prompt ", prompt, " + --new ",
              new_tokens, " must stay below the model's ", c.max_position_embeddings, " positions");

@@ -2,8 +2,8 @@
 // the same model and batch measured in the same run (when torch is installed).
 //   CPU (default): a GPT-2-small-shaped (124M) and a small Llama-shaped model in f32, with the
 //     machine's matmul GFLOP/s.
-//   --device cuda: the models in bf16 with fp32 master weights on cuda:0 (GPT-2 124M and a
-//     1.1B Llama shape), tokens/s, TFLOP/s, MFU against the device's dense bf16 peak (known for
+//   --device cuda: the models in bf16 with fp32 master weights on cuda:0 (GPT-2 124M and
+//     TinyLlama-1.1B's shape), tokens/s, TFLOP/s, MFU against the device's dense bf16 peak (known for
 //     A100/H100/H200, else --peak-tflops) and peak device memory; PyTorch in fp32 with bf16
 //     autocast and fused AdamW. Exit 77 without a device.
 //   bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch] [--device cpu|cuda]
@@ -25,7 +25,9 @@
 #include "hone/device.h"
 #include "hone/random.h"
 #include "hone/trainer.h"
+#include "model/transformer.h"
 #include "ops/ops.h"
+#include "random_weights.h"
 #ifdef HONE_WITH_CUDA
 #include <cuda_runtime.h>
 #endif
@@ -59,9 +61,10 @@ std::vector<Case> cases(bool quick) {
 std::vector<Case> device_cases(bool quick) {
   const json gpt2 = {{"model_type", "gpt2"}, {"vocab_size", 50257}, {"n_embd", 768}, {"n_layer", 12}, {"n_head", 12},
                      {"n_positions", 2048}};
+  // TinyLlama-1.1B's shape.
   const json llama = {{"model_type", "llama"}, {"vocab_size", 32000}, {"hidden_size", 2048},
-                      {"intermediate_size", 5632}, {"num_hidden_layers", 16}, {"num_attention_heads", 32},
-                      {"num_key_value_heads", 8}, {"max_position_embeddings", 4096}, {"tie_word_embeddings", false}};
+                      {"intermediate_size", 5632}, {"num_hidden_layers", 22}, {"num_attention_heads", 32},
+                      {"num_key_value_heads", 4}, {"max_position_embeddings", 4096}, {"tie_word_embeddings", false}};
   if (quick) return {{"gpt2-124M", gpt2, 4, 512}};
   return {{"gpt2-124M", gpt2, 8, 1024}, {"llama-1.1B", llama, 4, 1024}};
 }
@@ -83,17 +86,20 @@ double matmul_gflops(std::int64_t n) {
   return 2.0 * static_cast<double>(n * n * n) / best / 1e9;
 }
 
-// FLOPs per trained token: 6·(parameters) + 12·layers·hidden·seq (attention), the usual count.
-double flops_per_token(const ModelInfo& info, std::int64_t seq) {
-  return 6.0 * static_cast<double>(info.parameters) +
+// FLOPs per trained token: 6·(parameters in matmuls) + 12·layers·hidden·seq (attention), the
+// usual count; an untied input embedding is a lookup, not a matmul, and does not count.
+double flops_per_token(const ModelInfo& info, bool tied, std::int64_t seq) {
+  const double lookup = tied ? 0.0 : static_cast<double>(info.vocab_size * info.hidden_size);
+  return 6.0 * (static_cast<double>(info.parameters) - lookup) +
          12.0 * static_cast<double>(info.layers * info.hidden_size * seq);
 }
 
 json run_hone(const Case& c, int steps, Device device) {
-  // On a device the weights start at zero (norms at one): drawing a billion normals on the host
-  // would take longer than the benchmark, and no kernel's speed depends on the values.
+  // On a device: random bf16 weights from a cheap generator (normals drawn in double would take
+  // longer than the benchmark), before the trainer copies them into its master weights.
   Model model = Model::from_config(c.config.dump(), 1, device.is_cuda() ? 0.0 : 0.02, Model::compute_dtype(device),
                                    true, device);
+  if (device.is_cuda()) bench::fill_random_bf16(model.transformer().params());
   std::vector<data::TokenizedExample> ex;
   const std::int64_t vocab = model.info().vocab_size;
   for (int i = 0; i < 8; ++i) {
@@ -123,7 +129,8 @@ json run_hone(const Case& c, int steps, Device device) {
   const double step = times[times.size() / 2];
   const double tokens = static_cast<double>(c.batch * c.seq);
   json out = {{"parameters", model.info().parameters}, {"seconds_per_step", step}, {"tokens_per_second", tokens / step},
-              {"gflops", flops_per_token(model.info(), c.seq) * tokens / step / 1e9}};
+              {"gflops", flops_per_token(model.info(), model.transformer().config().tie_word_embeddings, c.seq) * tokens /
+                         step / 1e9}};
   if (device.is_cuda()) out["peak_device_bytes"] = peak_device;
   return out;
 }

@@ -9,8 +9,8 @@
 # Linked in: the CUDA runtime (libcudart_static), libstdc++, libgcc and libgomp; the static
 # library of hone itself. Left shared: cuBLAS and cuBLASLt (hundreds of MB as static libraries;
 # gpu_check.sh finds them in the machine's NVIDIA pip wheels or CUDA toolkit), and for the cuDNN
-# attention baseline cuDNN and NVRTC (found the same way), and glibc. The bundle must stay under
-# 64 MiB, what the device runner carries; the script checks.
+# attention baseline cuDNN and NVRTC (found the same way), and glibc. The bundle is kept under
+# 64 MiB so that it travels with a checkout; the script checks.
 #
 # The cuDNN attention baseline (benchmarks/cudnn_attention.h, in bench_gpu and
 # test_gpu_attention_cudnn) needs the header-only cuDNN frontend at build time only: it is
@@ -122,6 +122,6 @@ cat "$out/BUILD_INFO"
 size_kib=$(du -sk "$out" | cut -f1)
 echo "build_gpu_bundle: $out is $(( size_kib / 1024 )) MiB ($size_kib KiB)"
 if (( size_kib > 64 * 1024 )); then
-  echo "build_gpu_bundle: over the 64 MiB the device runner carries" >&2
+  echo "build_gpu_bundle: over the 64 MiB limit of a bundle" >&2
   exit 1
 fi

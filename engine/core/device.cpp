@@ -23,5 +23,8 @@ std::string Device::str() const { return is_cpu() ? "cpu" : cat("cuda:", index);
 
 int cuda_device_count() { return cuda::device_count(); }
 bool cuda_built() { return cuda::built_with_cuda(); }
+void synchronize(Device device) {
+  if (device.is_cuda()) cuda::device_synchronize(device.index);
+}
 
 }  // namespace hone

@@ -60,4 +60,11 @@ void copy(void* dst, const void* src, std::size_t bytes, CopyKind kind) {
 
 void memset_zero(void* ptr, std::size_t bytes) { CUDA_CHECK(cudaMemset(ptr, 0, bytes)); }
 
+void device_synchronize(int device) {
+  cudaError_t err = cudaSuccess;
+  const bool selected = on_device(device, [&] { err = cudaDeviceSynchronize(); });
+  HONE_CHECK(selected, "cuda", "cannot select device ", device, " to wait for it");
+  CUDA_CHECK(err);
+}
+
 }  // namespace hone::cuda

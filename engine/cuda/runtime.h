@@ -13,5 +13,6 @@ void device_free(int device, void* ptr);
 enum class CopyKind { host_to_device, device_to_host, device_to_device };
 void copy(void* dst, const void* src, std::size_t bytes, CopyKind kind);  // synchronous
 void memset_zero(void* ptr, std::size_t bytes);                          // synchronous
+void device_synchronize(int device);  // waits for all work queued on the device
 
 }  // namespace hone::cuda

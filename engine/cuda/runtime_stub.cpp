@@ -11,5 +11,6 @@ void* device_malloc(int, std::size_t) { fail("cuda", "hone was built without CUD
 void device_free(int, void*) {}
 void copy(void*, const void*, std::size_t, CopyKind) { fail("cuda", "hone was built without CUDA"); }
 void memset_zero(void*, std::size_t) { fail("cuda", "hone was built without CUDA"); }
+void device_synchronize(int) {}
 
 }  // namespace hone::cuda

@@ -319,6 +319,14 @@ void Transformer::forward_trunk(const Batch& batch) {
     a.cu_seqlens = Tensor::from_vector<std::int32_t>({static_cast<std::int64_t>(cu_run.size())}, cu_run);
   }
   const std::int64_t M = a.positions.numel();  // tokens run: N plus the virtual ones
+  {
+    // Checked here, on the host: the device kernels would give an out-of-range id a zero row.
+    const Tensor& real = a.n_virtual > 0 ? a.real_ids : a.ids;
+    const std::int64_t* id = real.data<std::int64_t>();
+    for (std::int64_t i = 0; i < real.numel(); ++i)
+      HONE_CHECK(id[i] >= 0 && id[i] < c.vocab_size, kOp, "token id ", id[i], " at position ", i,
+                 " is outside the model's vocabulary [0, ", c.vocab_size, ")");
+  }
   const auto pos = a.positions.to_vector<std::int64_t>();
   for (std::int64_t i = 0; i < M; ++i)
     HONE_CHECK(pos[i] >= 0 && pos[i] < c.max_position_embeddings, kOp, "position ", pos[i], " of token ", i,
@@ -465,6 +473,15 @@ double Transformer::loss(const Batch& batch, const Tensor& targets, double scale
   Tensor dh = backward ? Tensor::zeros({N, c.hidden_size}, dtype_, device_) : Tensor();
   ops::CrossEntropyArgs ce;
   ce.ignore_index = ignore_index;
+  {
+    // As for ids: the device's cross-entropy would turn a bad target into NaN, not an error.
+    const auto t = targets.view({N}).to_vector<std::int64_t>();
+    for (std::int64_t i = 0; i < N; ++i)
+      HONE_CHECK(t[static_cast<std::size_t>(i)] == ignore_index || (t[static_cast<std::size_t>(i)] >= 0 &&
+                                                                     t[static_cast<std::size_t>(i)] < V),
+                 kOp, "target ", t[static_cast<std::size_t>(i)], " of token ", i, " is outside [0, ", V,
+                 ") and is not the ignore index ", ignore_index);
+  }
   const Tensor all_targets = targets.view({N}).to(device_);
   double total = 0;  // over chunks in order, each summed in order: deterministic
   for (std::int64_t r0 = 0; r0 < N; r0 += chunk) {

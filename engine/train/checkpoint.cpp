@@ -135,10 +135,16 @@ SavedState read_checkpoint(const std::string& dir, Model& model, const Tensor& m
   }
   const SafetensorsFile opt = SafetensorsFile::open((d / "optimizer.safetensors").string());
   std::vector<std::pair<const char*, Tensor>> wanted = {{"exp_avg", m}, {"exp_avg_sq", v}};
-  if (master.defined()) {
-    HONE_CHECK(opt.find("master") != nullptr, "resume", (d / "optimizer.safetensors").string(),
-               " has no 'master' weights: it was written by a run without fp32 master weights (another backend?)");
+  const bool saved_master = opt.find("master") != nullptr;
+  if (master.defined() && saved_master) {
     wanted.emplace_back("master", master);
+  } else if (master.defined()) {
+    // A checkpoint of a run without master weights (f32 on the CPU): they start from its weights.
+    master.copy_from(t.trainable_params().to(Device::cpu()).to(DType::f32).to(master.device()));
+  } else if (saved_master) {
+    // A device run's checkpoint resumed in f32/f64: its fp32 master weights are the exact values
+    // (the saved weights are their bf16 rounding).
+    wanted.emplace_back("master", t.trainable_params());
   }
   for (const auto& [name, dst] : wanted) {
     const Tensor t = opt.load(name, dst.dtype());

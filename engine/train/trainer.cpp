@@ -194,6 +194,7 @@ StepMetrics Trainer::step() {
                       s.v.slice(offset, offset + n), adam);
   }
   s.step = step_no;
+  synchronize(t.device());  // the step's time includes its last kernels (AdamW)
   m.tokens = static_cast<std::int64_t>(counts[1]);
   m.loss_tokens = static_cast<std::int64_t>(counts[0]);
   m.seconds = std::chrono::duration<double>(Clock::now() - start).count();

