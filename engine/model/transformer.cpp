@@ -48,7 +48,7 @@ Transformer::Transformer(TransformerConfig config, DType dtype, bool train_base,
   const std::int64_t hd = config_.head_dim;
   HONE_CHECK(device.is_cpu() || hd == 32 || hd == 64 || hd == 96 || hd == 128, kOp, "this ",
              family_name(config_.family), " model has head dim ", hd, ", which ", device.str(),
-             " does not run: the attention kernels take head dims 32, 64, 96 or 128");
+             " does not run: the attention kernels take head dims 32, 64, 96 or 128 (run this model on the CPU)");
   build_views(train_base);
 }
 

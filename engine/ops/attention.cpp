@@ -222,7 +222,13 @@ int cuda_seqlen(std::string_view op, const Tensor& q, const AttentionArgs& args,
                 const AttentionDims& d) {
   if (!d.packed) return static_cast<int>(d.seq_len);
   const std::int64_t n_seqs = args.cu_seqlens.numel() - 1;
-  if (args.max_seqlen > 0) return static_cast<int>(std::min(args.max_seqlen, d.tokens));
+  if (args.max_seqlen > 0) {
+    // Trusted (checking it would need the offsets on the host), but a bound below N / S cannot
+    // hold for any offsets: too small a bound would leave rows unwritten.
+    HONE_CHECK(n_seqs <= 0 || args.max_seqlen * n_seqs >= d.tokens, op, "max_seqlen ", args.max_seqlen,
+               " is below the mean length of the ", n_seqs, " sequences of ", d.tokens, " tokens");
+    return static_cast<int>(std::min(args.max_seqlen, d.tokens));
+  }
   if (n_seqs <= kMaxSeqsForTokenBound) return static_cast<int>(d.tokens);
   // Waits for the stream; the values are then checked like the CPU path's.
   const std::vector<std::int64_t> cu =

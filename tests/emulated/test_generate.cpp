@@ -64,17 +64,7 @@ std::vector<std::vector<std::int32_t>> prompts_of(const std::vector<std::int64_t
 // Host f32 copy of logits from any device.
 Tensor host_f32(const Tensor& t) { return t.to(Device::cpu()).to(DType::f32); }
 
-// ||a − b|| / ||b||.
-double rel_err(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_vector<double>(), y = b.to_vector<double>();
-  REQUIRE(x.size() == y.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    num += (x[i] - y[i]) * (x[i] - y[i]);
-    den += y[i] * y[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
+using test::rel_err;
 
 std::vector<std::int32_t> argmax_rows(const Tensor& logits) {
   const Tensor out = Tensor::empty({logits.size(0)}, DType::i64, logits.device());

@@ -19,7 +19,9 @@
 #include "hone/peft.h"
 #include "hone/trainer.h"
 #include "model/transformer.h"
+#include "support/device_compare.h"
 #include "support/device_tag.h"
+#include "support/temp_dir.h"
 #include "support/train_data.h"
 
 using namespace hone;
@@ -29,73 +31,11 @@ namespace {
 
 const Device kDev = Device::cuda(0);
 
-// The fixture config of `family` with head dim 32 (the attention kernels' smallest).
-std::string config_of(const std::string& family) {
-  std::ifstream in(std::string(HONE_TEST_DATA_DIR) + "/models/" + family + "/config.json");
-  nlohmann::json j = nlohmann::json::parse(in);
-  if (family == "gpt2") {
-    j["n_embd"] = 64;
-    j["n_head"] = 2;
-  } else {
-    j["hidden_size"] = 64;
-    j["num_attention_heads"] = 2;
-    j["num_key_value_heads"] = 1;
-    j["head_dim"] = 32;
-  }
-  return j.dump();
-}
-
-// ||a − b|| / max(||b||, floor · sqrt(n)).
-double rel_err(const std::vector<double>& x, const std::vector<double>& y, double floor = 1e-4) {
-  REQUIRE(x.size() == y.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    num += (x[i] - y[i]) * (x[i] - y[i]);
-    den += y[i] * y[i];
-  }
-  return std::sqrt(num / std::max(den, floor * floor * static_cast<double>(x.size())));
-}
-double rel_err(const Tensor& a, const Tensor& b, double floor = 1e-4) {
-  return rel_err(a.to_vector<double>(), b.to_vector<double>(), floor);
-}
-double rms(const Tensor& t) {
-  double sum = 0;
-  for (double v : t.to_vector<double>()) sum += v * v;
-  return std::sqrt(sum / static_cast<double>(std::max<std::int64_t>(t.numel(), 1)));
-}
-
-// Packed sequences of lengths {7, 1, 12}, random ids, next-id targets, -100 at each end.
-struct Packed {
-  model::Batch batch;
-  Tensor targets;
-  double counted = 0;
-};
-Packed packed_batch(std::int64_t vocab, std::uint64_t seed) {
-  const std::vector<std::int64_t> lens = {7, 1, 12};
-  std::vector<std::int64_t> ids, pos, tgt;
-  std::vector<std::int32_t> cu = {0};
-  std::uint64_t x = seed;
-  for (std::int64_t len : lens) {
-    for (std::int64_t i = 0; i < len; ++i) {
-      x = x * 6364136223846793005ull + 1442695040888963407ull;
-      ids.push_back(static_cast<std::int64_t>((x >> 33) % static_cast<std::uint64_t>(vocab)));
-      pos.push_back(i);
-    }
-    cu.push_back(cu.back() + static_cast<std::int32_t>(len));
-  }
-  Packed p;
-  for (std::size_t s = 0; s + 1 < cu.size(); ++s)
-    for (std::int32_t i = cu[s]; i < cu[s + 1]; ++i) {
-      tgt.push_back(i + 1 < cu[s + 1] ? ids[i + 1] : -100);
-      p.counted += tgt.back() >= 0;
-    }
-  const auto n = static_cast<std::int64_t>(ids.size());
-  p.batch.ids = Tensor::from_vector<std::int64_t>({n}, ids);
-  p.batch.positions = Tensor::from_vector<std::int64_t>({n}, pos);
-  p.batch.cu_seqlens = Tensor::from_vector<std::int32_t>({static_cast<std::int64_t>(cu.size())}, cu);
-  p.targets = Tensor::from_vector<std::int64_t>({n}, tgt);
-  return p;
-}
+std::string config_of(const std::string& family) { return test::config_head_dim_32(family, 2, 1); }
+using test::Packed;
+using test::packed_batch;
+using test::rel_err;
+using test::rms;
 
 // A frozen bf16 model on cuda:0 (random weights) and a frozen CPU f32 model with the same values.
 struct Pair {
@@ -166,16 +106,7 @@ void compare_forward_backward(Pair& p, bool training, std::uint64_t stream) {
   cpu.adapter()->set_training(false, 0);
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("hone_emulated_peft_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-};
+using test::TempDir;
 
 TrainConfig train_config() {
   TrainConfig c;

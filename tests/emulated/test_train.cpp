@@ -14,6 +14,7 @@
 #include "hone/safetensors.h"
 #include "hone/trainer.h"
 #include "model/transformer.h"
+#include "support/device_compare.h"
 #include "support/device_tag.h"
 #include "support/temp_dir.h"
 #include "support/train_data.h"
@@ -45,15 +46,6 @@ TrainConfig small_config() {
 
 std::vector<double> weights(const Model& m) { return m.transformer().params().to_vector<double>(); }
 
-double rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return std::sqrt(num / den);
-}
 
 // A device model and a CPU model with the same weights (drawn once, rounded to bf16).
 Model device_model(std::uint64_t seed) { return Model::from_config(kConfig, seed, 0.1, DType::bf16, true, kDev); }
@@ -91,8 +83,8 @@ TEST_CASE("training on the device tracks the CPU run from the same weights", HON
   // The updates (not just the weights) agree: bf16 rounding of the weights is the main difference.
   std::vector<double> dev_step = weights(dev), cpu_step = weights(cpu);
   for (std::size_t i = 0; i < start.size(); ++i) dev_step[i] -= start[i], cpu_step[i] -= start[i];
-  CHECK(rel_diff(dev_step, cpu_step) < 0.1);
-  CHECK(rel_diff(weights(dev), weights(cpu)) < 5e-3);
+  CHECK(test::rel_err(dev_step, cpu_step) < 0.1);
+  CHECK(test::rel_err(weights(dev), weights(cpu)) < 5e-3);
 }
 
 TEST_CASE("the device model's weights are the bf16 rounding of the fp32 master weights", HONE_DEVICE_TAG) {
@@ -135,7 +127,7 @@ TEST_CASE("micro-batches on the device add up to the batch", HONE_DEVICE_TAG) {
   };
   const auto whole = one_step(4, 1), split = one_step(1, 4);
   CHECK(std::fabs(whole.first - split.first) < 1e-5 * whole.first);
-  CHECK(rel_diff(split.second, whole.second) < 1e-3);
+  CHECK(test::rel_err(split.second, whole.second) < 1e-3);
 }
 
 TEST_CASE("a resumed run on the device is bitwise the uninterrupted one", HONE_DEVICE_TAG) {

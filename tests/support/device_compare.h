@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hone/tensor.h"
+#include "model/transformer.h"
 
 namespace hone::test {
 
@@ -57,6 +58,40 @@ inline double rms(const Tensor& t) {
   double sum = 0;
   for (double v : t.to_vector<double>()) sum += v * v;
   return std::sqrt(sum / static_cast<double>(std::max<std::int64_t>(t.numel(), 1)));
+}
+
+// Packed sequences of lengths {7, 1, 12} (positions restart per sequence), random ids in
+// [0, vocab), targets the next id within each sequence and -100 at each sequence's last token.
+struct Packed {
+  model::Batch batch;
+  Tensor targets;
+  double counted = 0;  // targets that count (17)
+};
+inline Packed packed_batch(std::int64_t vocab, std::uint64_t seed) {
+  const std::vector<std::int64_t> lens = {7, 1, 12};
+  std::vector<std::int64_t> ids, pos, tgt;
+  std::vector<std::int32_t> cu = {0};
+  std::uint64_t x = seed;
+  for (std::int64_t len : lens) {
+    for (std::int64_t i = 0; i < len; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      ids.push_back(static_cast<std::int64_t>((x >> 33) % static_cast<std::uint64_t>(vocab)));
+      pos.push_back(i);
+    }
+    cu.push_back(cu.back() + static_cast<std::int32_t>(len));
+  }
+  Packed p;
+  for (std::size_t s = 0; s + 1 < cu.size(); ++s)
+    for (std::int32_t i = cu[s]; i < cu[s + 1]; ++i) {
+      tgt.push_back(i + 1 < cu[s + 1] ? ids[static_cast<std::size_t>(i) + 1] : -100);
+      p.counted += tgt.back() >= 0;
+    }
+  const auto n = static_cast<std::int64_t>(ids.size());
+  p.batch.ids = Tensor::from_vector<std::int64_t>({n}, ids);
+  p.batch.positions = Tensor::from_vector<std::int64_t>({n}, pos);
+  p.batch.cu_seqlens = Tensor::from_vector<std::int32_t>({static_cast<std::int64_t>(cu.size())}, cu);
+  p.targets = Tensor::from_vector<std::int64_t>({n}, tgt);
+  return p;
 }
 
 }  // namespace hone::test
