@@ -7,8 +7,9 @@
 #                           [--build-dir DIR] [--no-torch]
 #
 # Binaries come from one of two places:
-#   prebuilt  DIR/bin (default DIR: .gpu), made elsewhere by scripts/build_gpu_bundle.sh: the
-#             [gpu] test binaries and bench_gpu for sm_90a, C++ runtime and libraries linked in.
+#   prebuilt  DIR/bin.tar.xz (or DIR/bin; default DIR: .gpu), made elsewhere by
+#             scripts/build_gpu_bundle.sh: the [gpu] test binaries, the device benchmarks and the
+#             hone command for sm_90a, C++ runtime and libraries linked in.
 #             cuBLAS/cuBLASLt stay shared libraries: they are looked up in the NVIDIA pip wheels
 #             of the machine's Python, then in the CUDA toolkit.
 #   source    cmake + ninja build of the GPU targets alone (-DCMAKE_CUDA_ARCHITECTURES=90a) into
@@ -88,10 +89,19 @@ log() { echo "$@" | tee -a "$work/gpu_check.log"; }
 
 # ---------------------------------------------------------------- binaries
 if [[ "$mode" == auto ]]; then
-  if [[ -x "$bundle/bin/bench_gpu" ]]; then mode=prebuilt; else mode=source; fi
+  if [[ -x "$bundle/bin/bench_gpu" || -f "$bundle/bin.tar.xz" ]]; then mode=prebuilt; else mode=source; fi
 fi
 if [[ "$mode" == prebuilt ]]; then
   bin="$bundle/bin"
+  if [[ -f "$bundle/bin.tar.xz" ]]; then  # the bundle's binaries, compressed (build_gpu_bundle.sh)
+    if command -v xz >/dev/null; then
+      xz -dc "$bundle/bin.tar.xz" | tar -C "$work" -xf - || die "cannot unpack $bundle/bin.tar.xz"
+    else
+      python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2])' \
+        "$bundle/bin.tar.xz" "$work" || die "cannot unpack $bundle/bin.tar.xz"
+    fi
+    bin="$work/bin"
+  fi
   [[ -x "$bin/bench_gpu" ]] || die "no prebuilt binaries in $bin (run scripts/build_gpu_bundle.sh where the dependencies are)"
   log "gpu_check: prebuilt binaries from $bin ($(head -n 1 "$bundle/BUILD_INFO" 2>/dev/null || echo 'no BUILD_INFO'))"
 else

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the GPU check's binaries here, for a GPU machine that has the CUDA driver and cuBLAS but
-# none of the project's build dependencies: every tests/gpu/test_gpu*.cpp binary and bench_gpu,
-# for sm_90a (Hopper), into .gpu/bin (ignored by git). benchmarks/gpu_check.sh runs them there.
+# none of the project's build dependencies: every tests/gpu/test_gpu*.cpp binary, the device
+# benchmarks (bench_gpu, bench_gpu_kernels, bench_generate, bench_train, bench_memory) and the
+# hone command, for sm_90a (Hopper), into .gpu/bin.tar.xz (ignored by git; xz-compressed, about
+# 20 MiB for 110 MiB of binaries). benchmarks/gpu_check.sh unpacks and runs them there.
 #
 #   scripts/build_gpu_bundle.sh [--out DIR] [--build-dir DIR] [--families "random;gemm"]
 #                               [--cudnn-frontend DIR|none]
@@ -118,6 +120,9 @@ rm -f "$out/cudnn-frontend.tar.gz"
   done
 } >"$out/BUILD_INFO"
 cat "$out/BUILD_INFO"
+# The binaries travel compressed (xz: about a fifth of their size); gpu_check.sh unpacks them.
+tar -C "$out" -cf - bin | xz -T0 -6 >"$out/bin.tar.xz"
+rm -rf "$out/bin"
 
 size_kib=$(du -sk "$out" | cut -f1)
 echo "build_gpu_bundle: $out is $(( size_kib / 1024 )) MiB ($size_kib KiB)"
