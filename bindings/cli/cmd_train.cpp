@@ -199,7 +199,7 @@ int run_train(const TrainOptions& o) {
                 static_cast<long long>(trainer.current_step()));
   if (const auto e = trainer.evaluate()) std::printf("eval loss  %.4f\n", *e);
   if (full) {
-    model.save(o.output);
+    trainer.save_model(o.output);  // a device run: its fp32 master weights
     copy_tokenizer_files(o.model, o.output);
   } else {
     save_adapter(model, o.output, o.model);  // PEFT's format: PeftModel.from_pretrained(base, output)

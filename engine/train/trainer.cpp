@@ -279,6 +279,19 @@ std::string Trainer::save_checkpoint() {
                                  s.checkpoint_hook);
 }
 
+void Trainer::save_model(const std::string& dir, std::optional<DType> storage) const {
+  const State& s = *s_;
+  const model::Transformer& t = s.model.transformer();
+  if (!s.master.defined() || t.adapter()) {
+    s.model.save(dir, storage);
+    return;
+  }
+  // The master weights are the whole slab (the base is what is trained): a host f32 model holds them.
+  model::Transformer host(t.config(), DType::f32, /*train_base=*/false);
+  host.params().copy_from(s.master.to(Device::cpu()));
+  host.save_pretrained(dir, storage);
+}
+
 void Trainer::resume(const std::string& dir) {
   State& s = *s_;
   const train::SavedState st = train::read_checkpoint(dir, s.model, s.m, s.v, s.master);

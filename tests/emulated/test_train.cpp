@@ -102,6 +102,10 @@ TEST_CASE("the device model's weights are the bf16 rounding of the fp32 master w
   const Tensor master = opt.load("master", DType::f32);
   const Tensor& params = dev.transformer().params();
   REQUIRE(master.shape() == params.shape());
+  // The saved model is the master weights (f32 here), not their bf16 rounding.
+  trainer.save_model(dir.str("final"), DType::f32);
+  const auto saved = model::Transformer::from_pretrained(dir.str("final"), DType::f32);
+  CHECK(saved.params().to_vector<float>() == master.to_vector<float>());
   CHECK(master.to(DType::bf16).to_vector<float>() == params.to_vector<float>());
   CHECK(opt.load("exp_avg", DType::f32).shape() == params.shape());
   // The master weights hold what bf16 cannot: some differ from their rounding.
