@@ -70,14 +70,18 @@ int run_info(const std::string& dir) {
   std::printf("vocabulary      %lld (%s embeddings)\n", static_cast<long long>(c.vocab_size),
               c.tie_word_embeddings ? "tied" : "separate");
   std::printf("parameters      %.0f\n\n", P);
-  std::printf("memory for weights and optimizer state (activations not included):\n");
+  // On CUDA a trained parameter costs 18 bytes: bf16 weight, f32 gradient, fp32 master weight and
+  // two f32 AdamW moments; on the CPU 16 (f32 weight, gradient and moments).
+  std::printf("memory for weights and optimizer state (activations not included), on --backend cuda:\n");
   std::printf("  prompting (bf16 weights)                 %10s  + KV cache %s per token\n",
               human_bytes(2 * P).c_str(), human_bytes(kv_per_token).c_str());
   std::printf("  prompt tuning (20 virtual tokens)        %10s  (%.0f trainable)\n",
-              human_bytes(2 * P + 16 * prompt).c_str(), prompt);
+              human_bytes(2 * P + 18 * prompt).c_str(), prompt);
   std::printf("  LoRA r=16, all linear layers             %10s  (%.0f trainable)\n",
-              human_bytes(2 * P + 16 * lora).c_str(), lora);
-  std::printf("  full fine-tuning (AdamW, fp32 master)    %10s  (16 bytes per parameter)\n",
+              human_bytes(2 * P + 18 * lora).c_str(), lora);
+  std::printf("  full fine-tuning (AdamW, fp32 master)    %10s  (18 bytes per parameter)\n",
+              human_bytes(18 * P).c_str());
+  std::printf("  full fine-tuning on the CPU (f32)        %10s  (16 bytes per parameter)\n",
               human_bytes(16 * P).c_str());
   return 0;
 }
