@@ -202,7 +202,8 @@ int run_train(const TrainOptions& o) {
     trainer.save_model(o.output);  // a device run: its fp32 master weights
     copy_tokenizer_files(o.model, o.output);
   } else {
-    save_adapter(model, o.output, o.model);  // PEFT's format: PeftModel.from_pretrained(base, output)
+    // PEFT's format (PeftModel.from_pretrained(base, output)); a device run's fp32 master weights.
+    trainer.save_model(o.output, std::nullopt, o.model);
   }
   std::printf("saved      %s%s (metrics in %s/metrics.jsonl)\n", o.output.c_str(), full ? "" : " (adapter)",
               o.output.c_str());

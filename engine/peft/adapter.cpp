@@ -10,6 +10,7 @@
 #include "hone/error.h"
 #include "hone/peft.h"
 #include "hone/safetensors.h"
+#include "peft/adapter_io.h"
 #include "peft/config_json.h"
 #include "peft/lora.h"
 #include "peft/prompt.h"
@@ -114,7 +115,12 @@ void load_adapter(Model& model, const std::string& dir) {
   t.set_adapter(std::move(adapter));
 }
 
-void save_adapter(const Model& model, const std::string& dir, const std::string& base_model, DType storage) {
+namespace {
+
+// save_adapter's body: the tensors from `values` (the adapter's slab shape) or, undefined, from
+// the adapter itself.
+void write_adapter(const Model& model, const std::string& dir, const Tensor& values, const std::string& base_model,
+                   DType storage) {
   const model::Transformer& t = model.transformer();
   HONE_CHECK(t.adapter() != nullptr, kOp, "the model has no adapter to save");
   HONE_CHECK(storage == DType::f32 || storage == DType::bf16 || storage == DType::f16 || storage == DType::f64, kOp,
@@ -132,11 +138,36 @@ void save_adapter(const Model& model, const std::string& dir, const std::string&
   fs::create_directories(dir);
   std::vector<std::pair<std::string, Tensor>> tensors;
   // Host copies, converted there (a device model's values are bf16 on the device).
-  for (const model::Param& p : t.adapter()->named_params())
-    tensors.emplace_back(p.name, p.value.to(Device::cpu()).to(storage));
+  const Tensor& slab = t.adapter()->params();
+  const Tensor host = values.defined() ? values.to(Device::cpu()) : Tensor();
+  HONE_CHECK(!values.defined() || values.shape() == slab.shape(), kOp, "adapter values of shape ",
+             shape_str(values.shape()), " for an adapter slab of ", shape_str(slab.shape()));
+  for (const model::Param& p : t.adapter()->named_params()) {
+    if (!host.defined()) {
+      tensors.emplace_back(p.name, p.value.to(Device::cpu()).to(storage));
+      continue;
+    }
+    const std::int64_t at = (static_cast<const char*>(p.value.raw()) - static_cast<const char*>(slab.raw())) /
+                            static_cast<std::int64_t>(dtype_size(slab.dtype()));
+    tensors.emplace_back(p.name, host.slice(at, at + p.value.numel()).view(p.value.shape()).to(storage));
+  }
   save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors);
   write_text_atomically(fs::path(dir) / "adapter_config.json", config);
 }
+
+}  // namespace
+
+void save_adapter(const Model& model, const std::string& dir, const std::string& base_model, DType storage) {
+  write_adapter(model, dir, Tensor(), base_model, storage);
+}
+
+namespace peft {
+void save_adapter_values(const Model& model, const std::string& dir, const Tensor& values,
+                         const std::string& base_model, DType storage) {
+  HONE_CHECK(values.defined(), kOp, "no adapter values to save");
+  write_adapter(model, dir, values, base_model, storage);
+}
+}  // namespace peft
 
 void merge_adapter(Model& model) {
   peft::LoraAdapter* lora = lora_of(model);

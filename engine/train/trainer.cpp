@@ -11,7 +11,9 @@
 #include "hone/error.h"
 #include "hone/log.h"
 #include "core/caching_allocator.h"
+#include "hone/peft.h"
 #include "ops/ops.h"
+#include "peft/adapter_io.h"
 #include "train/checkpoint.h"
 #include "train/internal.h"
 
@@ -279,10 +281,19 @@ std::string Trainer::save_checkpoint() {
                                  s.checkpoint_hook);
 }
 
-void Trainer::save_model(const std::string& dir, std::optional<DType> storage) const {
+void Trainer::save_model(const std::string& dir, std::optional<DType> storage,
+                         const std::string& base_model_name_or_path) const {
   const State& s = *s_;
   const model::Transformer& t = s.model.transformer();
-  if (!s.master.defined() || t.adapter()) {
+  if (t.adapter()) {
+    const DType as = storage.value_or(DType::f32);
+    if (s.master.defined())
+      peft::save_adapter_values(s.model, dir, s.master, base_model_name_or_path, as);
+    else
+      save_adapter(s.model, dir, base_model_name_or_path, as);
+    return;
+  }
+  if (!s.master.defined()) {
     s.model.save(dir, storage);
     return;
   }

@@ -151,11 +151,13 @@ class Trainer {
   // PEFT's format; optimizer state; trainer_state.json) through a temporary folder renamed into place, then keeps the last
   // keep_last. Returns its path.
   std::string save_checkpoint();
-  // Writes the trained model as a Hugging Face folder (config.json + weights, in `storage` or the
-  // checkpoint's own dtype). Full fine-tuning with fp32 master weights (a bf16 model on a
-  // device) writes the master weights, not their bf16 rounding, so an f32 checkpoint keeps what
-  // bf16 would round away; otherwise the same as Model::save.
-  void save_model(const std::string& dir, std::optional<DType> storage = std::nullopt) const;
+  // Writes what was trained: full fine-tuning as a Hugging Face folder (config.json + weights, in
+  // `storage` or the checkpoint's own dtype), an adapter in PEFT's format (in `storage` or f32,
+  // naming `base_model_name_or_path`). With fp32 master weights (bf16 trainable tensors on a
+  // device) the master weights are written, not their bf16 rounding; otherwise the same as
+  // Model::save / save_adapter.
+  void save_model(const std::string& dir, std::optional<DType> storage = std::nullopt,
+                  const std::string& base_model_name_or_path = "") const;
   // Continues from a checkpoint folder: weights (or the adapter's tensors, into the adapter
   // attached with the same options), AdamW moments, step, data position and the packer's
   // pending examples; the next steps equal those of the uninterrupted run bitwise.

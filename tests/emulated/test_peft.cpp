@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "hone/peft.h"
+#include "hone/safetensors.h"
 #include "hone/trainer.h"
 #include "model/transformer.h"
 #include "support/device_compare.h"
@@ -287,6 +288,20 @@ TEST_CASE("a LoRA run on the device resumes bitwise from its checkpoint", HONE_D
     trainer.step();
     trainer.step();
     checkpoint = trainer.save_checkpoint();
+    // The adapter a run hands over is its fp32 master weights, not their bf16 rounding.
+    trainer.save_model(dir.str() + "/final", DType::f32, "base");
+    const Tensor master = SafetensorsFile::open(checkpoint + "/optimizer.safetensors").load("master", DType::f32);
+    const SafetensorsFile saved = SafetensorsFile::open(dir.str() + "/final/adapter_model.safetensors");
+    const Tensor& slab = m.transformer().adapter()->params();
+    std::size_t finer = 0;
+    for (const model::Param& p : m.transformer().adapter()->named_params()) {
+      const std::int64_t at = (static_cast<const char*>(p.value.raw()) - static_cast<const char*>(slab.raw())) / 2;
+      const auto want = master.slice(at, at + p.value.numel()).to_vector<float>();
+      CHECK(saved.load(p.name, DType::f32).to_vector<float>() == want);
+      const auto rounded = p.value.to_vector<float>();
+      for (std::size_t i = 0; i < want.size(); ++i) finer += want[i] != rounded[i];
+    }
+    CHECK(finer > 0);  // some master values differ from their bf16 rounding
   }
   Model m = fresh();
   m.transformer().adapter()->params().fill(0.0);  // everything must come from the checkpoint
