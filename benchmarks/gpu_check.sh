@@ -246,74 +246,39 @@ log "gpu_check: end to end (hone train/generate/eval --backend cuda): $e2e"
 publish
 
 # ---------------------------------------------------------------- benchmarks
-bench_args=(--json "$work/bench_gpu.json")
-(( quick )) && bench_args+=(--quick)
 bench_ok=1
-lim=$(step_limit $(( quick ? 90 : 200 )))
-if (( lim == 0 )); then
-  skipped+=(bench_gpu)
-elif ! timeout "$lim" "$bin/bench_gpu" "${bench_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
-  bench_ok=0
-  log "gpu_check: bench_gpu FAILED"
-fi
-# The memory-bound kernels: GB/s against the copy measured in the same run.
-kernels_args=(--json "$work/bench_gpu_kernels.json"); (( quick )) && kernels_args+=(--quick)
-publish
-lim=$(step_limit $(( quick ? 60 : 120 )))
-(( lim == 0 )) && skipped+=(bench_gpu_kernels)
-if [[ -x "$bin/bench_gpu_kernels" ]] && (( lim > 0 )) && ! timeout "$lim" "$bin/bench_gpu_kernels" "${kernels_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
-  bench_ok=0
-  log "gpu_check: bench_gpu_kernels FAILED"
-fi
-
-# Generation on the device: decode tokens/s at batch 1 and 8 and the fraction of the copy
-# bandwidth a batch-1 decode step reaches (a bundle without bench_generate skips it).
-gen_args=(--device cuda --json "$work/bench_generate.json"); (( quick )) && gen_args+=(--quick)
-publish
-lim=$(step_limit $(( quick ? 60 : 120 )))
-if (( lim == 0 )); then
-  skipped+=(bench_generate)
-elif [[ -x "$bin/bench_generate" ]]; then
-  if ! timeout "$lim" "$bin/bench_generate" "${gen_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
+# run_bench NAME LIMIT WHAT ARGS...: $bin/NAME under the time budget, its output in the log; a
+# failure clears bench_ok, a binary the bundle lacks is reported as WHAT not measured.
+run_bench() {
+  local name=$1 limit=$2 what=$3
+  shift 3
+  publish
+  local lim
+  lim=$(step_limit "$limit")
+  if (( lim == 0 )); then
+    skipped+=("$name")
+  elif [[ ! -x "$bin/$name" ]]; then
+    log "gpu_check: no $name in $bin; $what not measured"
+  elif ! timeout "$lim" "$bin/$name" "$@" 2>&1 | tee -a "$work/gpu_check.log"; then
     bench_ok=0
-    log "gpu_check: bench_generate FAILED"
+    log "gpu_check: $name FAILED"
   fi
-else
-  log "gpu_check: no bench_generate in $bin; generation not measured"
-fi
-
+}
+q=(); (( quick )) && q=(--quick)
+# GEMM and attention (with cuDNN's fused attention), copy bandwidth.
+run_bench bench_gpu $(( quick ? 90 : 200 )) "GEMM and attention" --json "$work/bench_gpu.json" "${q[@]}"
+# The memory-bound kernels: GB/s against the copy measured in the same run.
+run_bench bench_gpu_kernels $(( quick ? 60 : 120 )) "kernel bandwidth" --json "$work/bench_gpu_kernels.json" "${q[@]}"
+# Generation on the device: decode tokens/s at batch 1 and 8 and the fraction of the copy
+# bandwidth a batch-1 decode step reaches.
+run_bench bench_generate $(( quick ? 60 : 120 )) generation --device cuda --json "$work/bench_generate.json" "${q[@]}"
 # Full fine-tuning on the device: tokens/s, TFLOP/s, MFU and peak memory of hone's trainer (bf16,
 # fp32 master weights), with PyTorch's mixed-precision step on the same model and batch.
-train_args=(--device cuda --json "$work/bench_train.json" --torch-script benchmarks/bench_train_torch.py)
-(( quick )) && train_args+=(--quick)
+train_args=(--device cuda --json "$work/bench_train.json" --torch-script benchmarks/bench_train_torch.py "${q[@]}")
 (( torch )) || train_args+=(--no-torch)
-publish
-lim=$(step_limit $(( quick ? 60 : 150 )))
-if (( lim == 0 )); then
-  skipped+=(bench_train)
-elif [[ -x "$bin/bench_train" ]]; then
-  if ! timeout "$lim" "$bin/bench_train" "${train_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
-    bench_ok=0
-    log "gpu_check: bench_train FAILED"
-  fi
-else
-  log "gpu_check: no bench_train in $bin; training not measured"
-fi
-
+run_bench bench_train $(( quick ? 60 : 150 )) training "${train_args[@]}"
 # Peak device memory of full fine-tuning, LoRA and prompt tuning on one Llama shape.
-publish
-memory_args=(--device cuda --json "$work/bench_memory.json"); (( quick )) && memory_args+=(--quick)
-lim=$(step_limit 60)
-if (( lim == 0 )); then
-  skipped+=(bench_memory)
-elif [[ -x "$bin/bench_memory" ]]; then
-  if ! timeout "$lim" "$bin/bench_memory" "${memory_args[@]}" 2>&1 | tee -a "$work/gpu_check.log"; then
-    bench_ok=0
-    log "gpu_check: bench_memory FAILED"
-  fi
-else
-  log "gpu_check: no bench_memory in $bin; memory per method not measured"
-fi
+run_bench bench_memory 60 "memory per method" --device cuda --json "$work/bench_memory.json" "${q[@]}"
 
 # torch.matmul at the same shapes, for a third figure (skipped without torch).
 publish
