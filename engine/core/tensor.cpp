@@ -193,9 +193,11 @@ void Tensor::fill(double value) const {
   }
 }
 
+Tensor Tensor::host() const { return device().is_cpu() ? *this : to(Device::cpu()); }
+
 template <class T>
 std::vector<T> Tensor::to_vector() const {
-  const Tensor host = device().is_cpu() ? *this : to(Device::cpu());
+  const Tensor host = this->host();
   std::vector<T> out(static_cast<std::size_t>(numel()));
   if constexpr (std::is_same_v<T, bool>) {
     const Tensor b = host.to(DType::boolean);

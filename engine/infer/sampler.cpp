@@ -77,7 +77,7 @@ std::vector<std::int32_t> choose_tokens(const Tensor& logits, const SamplingOpti
              seen.size(), " histories");
   std::vector<std::int32_t> ids;
   if (o.repetition_penalty != 1.0) {
-    Tensor host = logits.device().is_cpu() ? logits : logits.to(Device::cpu());
+    Tensor host = logits.host();
     if (host.dtype() != DType::f32 && host.dtype() != DType::f64) host = host.to(DType::f32);
     for (std::int64_t r = 0; r < R; ++r) {
       const Tensor row = host.slice(r, r + 1).clone();

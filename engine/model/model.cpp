@@ -51,7 +51,7 @@ std::vector<float> Model::next_token_logits(const std::vector<std::int32_t>& ids
   for (std::int64_t i = 0; i < n; ++i) b.ids.data<std::int64_t>()[i] = ids[static_cast<std::size_t>(i)];
   const Tensor logits = impl_->forward(b);
   const std::int64_t V = logits.size(1);
-  const Tensor last = logits.slice(n - 1, n).to(Device::cpu()).to(DType::f32);
+  const Tensor last = logits.slice(n - 1, n).host().to(DType::f32);
   return std::vector<float>(last.data<float>(), last.data<float>() + V);
 }
 

@@ -275,7 +275,7 @@ void Transformer::forward_trunk(const Batch& batch) {
              kOp, "ids must be i64 (N) or (B, T); got ", batch.ids.str());
   acts_.reset(new Acts);
   Acts& a = *acts_;
-  a.ids = batch.ids.view({-1}).to(Device::cpu());
+  a.ids = batch.ids.view({-1}).host();
   const std::int64_t N = a.ids.numel();
   if (batch.ids.ndim() == 2 && !batch.cu_seqlens.defined()) {
     const std::int64_t B = batch.ids.size(0), T = batch.ids.size(1);
@@ -284,13 +284,13 @@ void Transformer::forward_trunk(const Batch& batch) {
     for (std::int64_t b = 0; b <= B; ++b) cu.push_back(static_cast<std::int32_t>(b * T));
     for (std::int64_t i = 0; i < N; ++i) pos.push_back(i % T);
     a.cu_seqlens = Tensor::from_vector<std::int32_t>({B + 1}, cu);
-    a.positions = batch.positions.defined() ? batch.positions.view({-1}).to(Device::cpu())
+    a.positions = batch.positions.defined() ? batch.positions.view({-1}).host()
                                             : Tensor::from_vector<std::int64_t>({N}, pos);
   } else {
     HONE_CHECK(batch.cu_seqlens.defined() && batch.positions.defined(), kOp,
                "packed ids (N) need cu_seqlens and positions");
-    a.cu_seqlens = batch.cu_seqlens.to(Device::cpu());
-    a.positions = batch.positions.view({-1}).to(Device::cpu());
+    a.cu_seqlens = batch.cu_seqlens.host();
+    a.positions = batch.positions.view({-1}).host();
   }
   HONE_CHECK(a.positions.numel() == N, kOp, "positions has ", a.positions.numel(), " entries for ", N, " tokens");
 
@@ -476,11 +476,9 @@ double Transformer::loss(const Batch& batch, const Tensor& targets, double scale
   {
     // As for ids: the device's cross-entropy would turn a bad target into NaN, not an error.
     const auto t = targets.view({N}).to_vector<std::int64_t>();
-    for (std::int64_t i = 0; i < N; ++i)
-      HONE_CHECK(t[static_cast<std::size_t>(i)] == ignore_index || (t[static_cast<std::size_t>(i)] >= 0 &&
-                                                                     t[static_cast<std::size_t>(i)] < V),
-                 kOp, "target ", t[static_cast<std::size_t>(i)], " of token ", i, " is outside [0, ", V,
-                 ") and is not the ignore index ", ignore_index);
+    for (std::size_t i = 0; i < t.size(); ++i)
+      HONE_CHECK(t[i] == ignore_index || (t[i] >= 0 && t[i] < V), kOp, "target ", t[i], " of token ", i,
+                 " is outside [0, ", V, ") and is not the ignore index ", ignore_index);
   }
   const Tensor all_targets = targets.view({N}).to(device_);
   double total = 0;  // over chunks in order, each summed in order: deterministic

@@ -35,6 +35,13 @@ struct Param {
   Tensor value, grad;
 };
 
+// Where a named view (a Param's value) starts in the slab it views, in elements: the same offset
+// holds the tensor's moments and master weights in slabs of that shape.
+inline std::int64_t offset_in(const Tensor& view, const Tensor& slab) {
+  return (static_cast<const char*>(view.raw()) - static_cast<const char*>(slab.raw())) /
+         static_cast<std::int64_t>(dtype_size(slab.dtype()));
+}
+
 // What an adapter adds to the model. Every linear layer goes through linear_fwd/linear_bwd
 // (projections that read the same input come as one group, so a fused layer such as GPT-2's
 // c_attn sees all of its outputs at once); prompt() is prepended to every sequence.

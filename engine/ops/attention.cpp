@@ -232,7 +232,7 @@ int cuda_seqlen(std::string_view op, const Tensor& q, const AttentionArgs& args,
   if (n_seqs <= kMaxSeqsForTokenBound) return static_cast<int>(d.tokens);
   // Waits for the stream; the values are then checked like the CPU path's.
   const std::vector<std::int64_t> cu =
-      checked_offsets(op, args.cu_seqlens.to(Device::cpu()), q, args, d);
+      checked_offsets(op, args.cu_seqlens.host(), q, args, d);
   std::int64_t longest = 0;
   for (std::size_t s = 1; s < cu.size(); ++s) longest = std::max(longest, cu[s] - cu[s - 1]);
   return static_cast<int>(longest);

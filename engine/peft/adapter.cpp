@@ -139,16 +139,15 @@ void write_adapter(const Model& model, const std::string& dir, const Tensor& val
   std::vector<std::pair<std::string, Tensor>> tensors;
   // Host copies, converted there (a device model's values are bf16 on the device).
   const Tensor& slab = t.adapter()->params();
-  const Tensor host = values.defined() ? values.to(Device::cpu()) : Tensor();
+  const Tensor host = values.defined() ? values.host() : Tensor();
   HONE_CHECK(!values.defined() || values.shape() == slab.shape(), kOp, "adapter values of shape ",
              shape_str(values.shape()), " for an adapter slab of ", shape_str(slab.shape()));
   for (const model::Param& p : t.adapter()->named_params()) {
     if (!host.defined()) {
-      tensors.emplace_back(p.name, p.value.to(Device::cpu()).to(storage));
+      tensors.emplace_back(p.name, p.value.host().to(storage));
       continue;
     }
-    const std::int64_t at = (static_cast<const char*>(p.value.raw()) - static_cast<const char*>(slab.raw())) /
-                            static_cast<std::int64_t>(dtype_size(slab.dtype()));
+    const std::int64_t at = model::offset_in(p.value, slab);
     tensors.emplace_back(p.name, host.slice(at, at + p.value.numel()).view(p.value.shape()).to(storage));
   }
   save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors);

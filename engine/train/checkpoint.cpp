@@ -84,9 +84,8 @@ std::string write_checkpoint(const std::string& output_dir, const Model& model, 
   else
     t.save_pretrained(tmp.string(), t.dtype());
   stage("weights");
-  std::vector<std::pair<std::string, Tensor>> optimizer = {{"exp_avg", m.to(Device::cpu())},
-                                                            {"exp_avg_sq", v.to(Device::cpu())}};
-  if (master.defined()) optimizer.emplace_back("master", master.to(Device::cpu()));
+  std::vector<std::pair<std::string, Tensor>> optimizer = {{"exp_avg", m.host()}, {"exp_avg_sq", v.host()}};
+  if (master.defined()) optimizer.emplace_back("master", master.host());
   save_safetensors((tmp / "optimizer.safetensors").string(), optimizer,
                    {{"optimizer", "adamw"}, {"step", std::to_string(state.step)}});
   stage("optimizer");
@@ -140,7 +139,7 @@ SavedState read_checkpoint(const std::string& dir, Model& model, const Tensor& m
     wanted.emplace_back("master", master);
   } else if (master.defined()) {
     // A checkpoint of a run without master weights (f32 on the CPU): they start from its weights.
-    master.copy_from(t.trainable_params().to(Device::cpu()).to(DType::f32).to(master.device()));
+    master.copy_from(t.trainable_params().host().to(DType::f32).to(master.device()));
   } else if (saved_master) {
     // A device run's checkpoint resumed in f32/f64: its fp32 master weights are the exact values
     // (the saved weights are their bf16 rounding).

@@ -118,7 +118,7 @@ Trainer::Trainer(Model& model, ExampleSource& train, TrainConfig config, std::in
   const Tensor& p = s_->t().trainable_params();
   const bool master = p.dtype() == DType::bf16;
   const DType state_dtype = master ? DType::f32 : p.dtype();
-  if (master) s_->master = p.to(Device::cpu()).to(DType::f32).to(p.device());
+  if (master) s_->master = p.host().to(DType::f32).to(p.device());
   s_->m = Tensor::zeros(p.shape(), state_dtype, p.device());
   s_->v = Tensor::zeros(p.shape(), state_dtype, p.device());
   s_->total = s_->config.steps > 0 ? s_->config.steps : steps_for_epochs(s_->config, train, pad_id);
@@ -182,10 +182,8 @@ StepMetrics Trainer::step() {
   adam.beta2 = c.beta2;
   adam.eps = c.eps;
   adam.step = step_no;
-  const std::size_t elem = dtype_size(t.trainable_params().dtype());
-  const std::int64_t base = reinterpret_cast<std::uintptr_t>(t.trainable_params().raw()) / elem;
   for (const model::Param& p : t.trainable_named()) {
-    const std::int64_t offset = reinterpret_cast<std::uintptr_t>(p.value.raw()) / elem - base;
+    const std::int64_t offset = model::offset_in(p.value, t.trainable_params());
     const std::int64_t n = p.value.numel();
     adam.weight_decay = p.value.ndim() >= 2 ? c.weight_decay : 0.0;
     if (s.master.defined())  // fp32 master weights; the model's bf16 weights are their rounding
@@ -299,7 +297,7 @@ void Trainer::save_model(const std::string& dir, std::optional<DType> storage,
   }
   // The master weights are the whole slab (the base is what is trained): a host f32 model holds them.
   model::Transformer host(t.config(), DType::f32, /*train_base=*/false);
-  host.params().copy_from(s.master.to(Device::cpu()));
+  host.params().copy_from(s.master);
   host.save_pretrained(dir, storage);
 }
 

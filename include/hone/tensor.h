@@ -68,7 +68,8 @@ class Tensor {
   // Copies.
   Tensor clone() const;
   Tensor to(DType dtype) const;    // host only; converts element-wise
-  Tensor to(Device device) const;  // same dtype on another device
+  Tensor to(Device device) const;  // same dtype on another device (always a copy)
+  Tensor host() const;             // this tensor when it is on the host, else a host copy
   void copy_from(const Tensor& src) const;  // same shape and dtype, any devices
   void fill(double value) const;            // host tensors; zero fill also on CUDA
 

@@ -58,8 +58,8 @@ void run_grid(dim3 grid, dim3 block, std::size_t smem_bytes, const std::function
 // device memory to the host for the length of a launch and closes it again afterwards, so host
 // code that reads device memory outside kernels and copies faults there as it would on a GPU.
 struct LaunchHooks {
-  void (*enter)() = nullptr;
-  void (*exit)() = nullptr;
+  void (*before)() = nullptr;
+  void (*after)() = nullptr;
 };
 void set_launch_hooks(LaunchHooks hooks);
 

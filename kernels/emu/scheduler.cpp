@@ -416,13 +416,13 @@ std::string site_str(const Site& s) {
 
 namespace {
 LaunchHooks g_hooks;
-// Calls the hooks around a launch, exit also when the launch throws.
+// Calls the hooks around a launch, `after` also when the launch throws.
 struct HookScope {
   HookScope() {
-    if (g_hooks.enter) g_hooks.enter();
+    if (g_hooks.before) g_hooks.before();
   }
   ~HookScope() {
-    if (g_hooks.exit) g_hooks.exit();
+    if (g_hooks.after) g_hooks.after();
   }
   HookScope(const HookScope&) = delete;
   HookScope& operator=(const HookScope&) = delete;

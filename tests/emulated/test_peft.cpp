@@ -295,7 +295,7 @@ TEST_CASE("a LoRA run on the device resumes bitwise from its checkpoint", HONE_D
     const Tensor& slab = m.transformer().adapter()->params();
     std::size_t finer = 0;
     for (const model::Param& p : m.transformer().adapter()->named_params()) {
-      const std::int64_t at = (static_cast<const char*>(p.value.raw()) - static_cast<const char*>(slab.raw())) / 2;
+      const std::int64_t at = model::offset_in(p.value, slab);
       const auto want = master.slice(at, at + p.value.numel()).to_vector<float>();
       CHECK(saved.load(p.name, DType::f32).to_vector<float>() == want);
       const auto rounded = p.value.to_vector<float>();
