@@ -7,7 +7,7 @@
 //     A100/H100/H200, else --peak-tflops) and peak device memory; PyTorch in fp32 with bf16
 //     autocast and fused AdamW. Exit 77 without a device.
 //   bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch] [--device cpu|cuda]
-//               [--peak-tflops X] [--torch-script FILE (default: bench_train_torch.py of the source tree)]
+//               [--case NAME (one model only)] [--peak-tflops X] [--torch-script FILE (default: bench_train_torch.py of the source tree)]
 #include <omp.h>
 #include <sys/wait.h>
 
@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
   int steps = 3;
   double peak_tflops = 0;
   Device device = Device::cpu();
-  std::string json_path, python = "python3", script = HONE_BENCH_DIR "/bench_train_torch.py";
+  std::string json_path, only, python = "python3", script = HONE_BENCH_DIR "/bench_train_torch.py";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::max(1, std::atoi(argv[++i]));
@@ -186,11 +186,12 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
     else if (!std::strcmp(argv[i], "--no-torch")) torch = false;
     else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) device = Device::parse(argv[++i]);
+    else if (!std::strcmp(argv[i], "--case") && i + 1 < argc) only = argv[++i];
     else if (!std::strcmp(argv[i], "--peak-tflops") && i + 1 < argc) peak_tflops = std::atof(argv[++i]);
     else if (!std::strcmp(argv[i], "--torch-script") && i + 1 < argc) script = argv[++i];
     else {
       std::fprintf(stderr, "usage: bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch] "
-                           "[--device cpu|cuda] [--peak-tflops X] [--torch-script FILE]\n");
+                           "[--device cpu|cuda] [--case NAME] [--peak-tflops X] [--torch-script FILE]\n");
       return 2;
     }
   }
@@ -209,6 +210,7 @@ int main(int argc, char** argv) {
   }
   std::printf("%-12s %12s %12s %10s %14s %8s\n", "model", "hone tok/s", "hone GF/s", "torch tok/s", "torch GF/s", "ratio");
   for (const Case& c : device.is_cuda() ? device_cases(quick) : cases(quick)) {
+    if (!only.empty() && c.name != only) continue;
     json row = {{"model", c.name}, {"batch", c.batch}, {"seq", c.seq}, {"hone", run_hone(c, steps, device)}};
     if (device.is_cuda() && peak_tflops > 0)
       row["hone"]["mfu"] = row["hone"]["gflops"].get<double>() / 1e3 / peak_tflops;
@@ -225,6 +227,10 @@ int main(int argc, char** argv) {
                                    row["hone"]["tokens_per_second"].get<double>()).substr(0, 6).c_str() : "-",
                 t ? std::to_string(row["ratio"].get<double>()).substr(0, 5).c_str() : "-");
     report["cases"].push_back(row);
+  }
+  if (!report.contains("cases")) {
+    std::fprintf(stderr, "bench_train: no model named '%s' (--case)\n", only.c_str());
+    return 2;
   }
   const std::string text = report.dump(1);
   if (!json_path.empty()) {

@@ -1,10 +1,13 @@
-// CPU reference for the cross-entropy loss (forward and backward), parallel over rows.
+// CPU reference for the cross-entropy loss (forward and backward), parallel over rows. f32
+// logits take cpu::exp_f32 in vectorized loops (sums still in f64); f64 logits the C library.
 #include "cpu/loss.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
+#include "cpu/fast_math.h"
 #include "cpu/parallel.h"
 
 namespace hone::cpu {
@@ -16,12 +19,44 @@ std::int64_t row_grain(std::int64_t vocab) {
   return std::max<std::int64_t>(1, (std::int64_t{1} << 15) / std::max<std::int64_t>(vocab, 1));
 }
 
+// The largest of x[0, n) in f64 (NaN ignored, −inf when none is larger), through 16
+// interleaved lanes for f32 (a maximum does not depend on the order it is taken in).
+template <class T>
+double row_max(const T* x, std::int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr float kLow = -std::numeric_limits<float>::infinity();
+    float lane[16];
+    for (float& l : lane) l = kLow;
+    std::int64_t v = 0;
+    for (; v + 16 <= n; v += 16)
+      for (int j = 0; j < 16; ++j) lane[j] = x[v + j] > lane[j] ? x[v + j] : lane[j];
+    float m = kLow;
+    for (; v < n; ++v) m = x[v] > m ? x[v] : m;
+    for (float l : lane) m = l > m ? l : m;
+    return static_cast<double>(m);
+  }
+  double m = -std::numeric_limits<double>::infinity();
+  for (std::int64_t v = 0; v < n; ++v) m = std::max(m, static_cast<double>(x[v]));
+  return m;
+}
+
 // log Σ_v exp(x[v]) for one row, max-shifted, summed in f64.
 template <class T>
 double row_lse(const T* x, std::int64_t vocab) {
-  double m = -std::numeric_limits<double>::infinity();
-  for (std::int64_t v = 0; v < vocab; ++v) m = std::max(m, static_cast<double>(x[v]));
+  const double m = row_max(x, vocab);
   if (!std::isfinite(m)) return m;  // all −inf (or an inf/NaN logit): no finite shift exists
+  if constexpr (std::is_same_v<T, float>) {
+    // Eight interleaved f64 partial sums added in lane order: a fixed order for any build.
+    const float mf = static_cast<float>(m);
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::int64_t v = 0;
+    for (; v + 8 <= vocab; v += 8)
+      for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(exp_f32(x[v + j] - mf));
+    for (int j = 0; v < vocab; ++v, ++j) lane[j] += static_cast<double>(exp_f32(x[v] - mf));
+    double s = 0.0;
+    for (double l : lane) s += l;
+    return m + std::log(s);
+  }
   double s = 0.0;
   for (std::int64_t v = 0; v < vocab; ++v) s += std::exp(static_cast<double>(x[v]) - m);
   return m + std::log(s);
@@ -65,6 +100,13 @@ void cross_entropy_bwd(const T* dlosses, const T* logits, const I* targets, cons
       }
       const double w = weights ? static_cast<double>(weights[n]) : 1.0;
       const double g = static_cast<double>(dlosses[n]) * w;
+      if constexpr (std::is_same_v<T, float>) {
+        const float gf = static_cast<float>(g), lf = lse[n];
+#pragma omp simd
+        for (std::int64_t v = 0; v < vocab; ++v) dx[v] = gf * exp_f32(x[v] - lf);
+        dx[t] = gf * (exp_f32(x[t] - lf) - 1.0f);
+        continue;
+      }
       const double l = static_cast<double>(lse[n]);
       for (std::int64_t v = 0; v < vocab; ++v)
         dx[v] = static_cast<T>(g * std::exp(static_cast<double>(x[v]) - l));

@@ -9,15 +9,22 @@ namespace hone::cpu {
 // they are added in do not depend on the number of threads.
 inline constexpr std::int64_t kGradNormChunk = std::int64_t{1} << 16;
 
-// One AdamW step over n elements (PyTorch's order; arithmetic in f64, stored as T):
-//   p ← p · (1 − lr·wd);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
-//   p ← p − (lr / (1−β1ᵗ)) · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps)
-template <class T>
-void adamw_step(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr, double beta1,
-                double beta2, double eps, double weight_decay, std::int64_t step);
+struct AdamWScalars {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  std::int64_t step = 1;    // t, from 1
+  double grad_scale = 1.0;  // the gradient is read as g · grad_scale (a clipping coefficient)
+};
 
-// Σ g² over n elements in f64: chunks of kGradNormChunk summed sequentially, the chunk partials
-// then added in chunk order (deterministic for any thread count).
+// One AdamW step over n elements (PyTorch's order; arithmetic in f64, stored as T):
+//   g ← g · grad_scale;  p ← p · (1 − lr·wd);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
+//   p ← p − (lr / (1−β1ᵗ)) · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps)
+// The gradient itself is not written.
+template <class T>
+void adamw_step(T* param, const T* grad, T* m, T* v, std::int64_t n, const AdamWScalars& a);
+
+// Σ g² over n elements in f64: each chunk of kGradNormChunk summed in eight interleaved lanes
+// (element i into lane (i − chunk start) mod 8) added in lane order, the chunk partials then
+// added in chunk order (deterministic for any thread count).
 template <class T>
 double grad_sum_squares(const T* g, std::int64_t n);
 

@@ -184,6 +184,11 @@ struct AdamWArgs {
   double eps = 1e-8;
   double weight_decay = 0.0;
   std::int64_t step = 1;
+  // The gradient is read as g · grad_scale and left unchanged: a clipping coefficient applied
+  // inside the update, saving a pass over the gradients (see clip_coefficient). > 0, finite.
+  // CUDA: a value other than 1 is uploaded and waited for (the trainer's device path clips with
+  // clip_grad_norm instead).
+  double grad_scale = 1.0;
 };
 // param_copy (optional, param's shape and device): receives the updated weights in its own dtype
 // (CUDA: bf16, written by the same kernel) — the compute copy of fp32 master weights.
@@ -195,6 +200,9 @@ double grad_norm(const std::vector<Tensor>& grads);
 // Scales every gradient by max_norm / (norm + 1e-6) when norm > max_norm. Returns the norm
 // before clipping.
 double clip_grad_norm(const std::vector<Tensor>& grads, double max_norm);
+// The factor clip_grad_norm scales the gradients by, from their norm: max_norm / (norm + 1e-6)
+// when norm > max_norm, else 1.
+double clip_coefficient(double norm, double max_norm);
 
 // ---------------------------------------------------------------- random
 // x[i] = uniform in [0, 1) from Philox (seed, offset), element i = word i % 4 of block

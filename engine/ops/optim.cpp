@@ -53,6 +53,8 @@ void check_adamw_args(std::string_view op, const AdamWArgs& args) {
   HONE_CHECK(args.eps > 0.0, op, "argument 'eps' is ", args.eps, "; expected > 0");
   HONE_CHECK(args.weight_decay >= 0.0, op, "argument 'weight_decay' is ", args.weight_decay,
              "; expected >= 0");
+  HONE_CHECK(args.grad_scale > 0.0 && std::isfinite(args.grad_scale), op, "argument 'grad_scale' is ",
+             args.grad_scale, "; expected finite and > 0");
 }
 
 #ifdef HONE_CUDA_OPTIM
@@ -161,7 +163,14 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const 
     p.lr = args.lr, p.beta1 = args.beta1, p.beta2 = args.beta2, p.eps = args.eps;
     p.weight_decay = args.weight_decay;
     p.step = args.step;
+    if (args.grad_scale == 1.0) {
+      kernels::adamw_step(p, cuda::current_stream());
+      return;
+    }
+    const Tensor scale = Tensor::from_vector<float>({1}, {static_cast<float>(args.grad_scale)}).to(param.device());
+    p.grad_scale = scale.data<float>();
     kernels::adamw_step(p, cuda::current_stream());
+    CUDA_CHECK(cudaStreamSynchronize(cuda::current_stream()));  // before `scale` is freed
     return;
 #else
     cuda_unavailable(op, "optim");
@@ -180,13 +189,20 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const 
   check_adamw_args(op, args);
   dispatch_float(op, param.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    cpu::adamw_step<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(),
-                       args.lr, args.beta1, args.beta2, args.eps, args.weight_decay, args.step);
+    cpu::AdamWScalars a;
+    a.lr = args.lr, a.beta1 = args.beta1, a.beta2 = args.beta2, a.eps = args.eps;
+    a.weight_decay = args.weight_decay, a.step = args.step, a.grad_scale = args.grad_scale;
+    cpu::adamw_step<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), a);
   });
   if (param_copy.defined()) param_copy.copy_from(param_copy.dtype() == param.dtype() ? param : param.to(param_copy.dtype()));
 }
 
 double grad_norm(const std::vector<Tensor>& grads) { return checked_grad_norm("grad_norm", grads); }
+
+double clip_coefficient(double norm, double max_norm) {
+  HONE_CHECK(max_norm > 0.0, "clip_coefficient", "argument 'max_norm' is ", max_norm, "; expected > 0");
+  return norm > max_norm ? max_norm / (norm + 1e-6) : 1.0;
+}
 
 // clip_coef = max_norm / (norm + 1e-6), applied only when norm > max_norm (PyTorch's
 // clip_grad_norm_); returns the norm measured before any scaling.
@@ -195,7 +211,7 @@ double clip_grad_norm(const std::vector<Tensor>& grads, double max_norm) {
   HONE_CHECK(max_norm > 0.0, op, "argument 'max_norm' is ", max_norm, "; expected > 0");
   const double norm = checked_grad_norm(op, grads);
   if (norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
+    const double scale = clip_coefficient(norm, max_norm);
     for (const Tensor& g : grads) {
       if (g.device().is_cuda()) {
         scale_(g, scale);  // enqueued like the norm's kernels; no further wait

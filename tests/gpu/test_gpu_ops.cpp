@@ -477,6 +477,32 @@ TEST_CASE("ops adamw_step on cuda matches the CPU op for f32 and bf16 gradients"
     }
 }
 
+TEST_CASE("ops adamw_step on cuda reads the gradient times grad_scale, leaving it alone", HONE_DEVICE_TAG) {
+  const std::int64_t n = 4099;
+  const Tensor p0 = test::random_tensor({n}, DType::f32, 7101);
+  const Tensor m0 = test::random_tensor({n}, DType::f32, 7102, -1e-2, 1e-2);
+  const Tensor v0 = test::random_tensor({n}, DType::f32, 7103, 0.0, 1e-3);
+  const Tensor g = test::random_tensor({n}, DType::f32, 7104, -5.0, 5.0);
+  ops::AdamWArgs args;
+  args.lr = 1e-3;
+  args.step = 4;
+  args.grad_scale = 0.125;
+  const Tensor p32 = p0.clone(), m32 = m0.clone(), v32 = v0.clone();
+  ops::adamw_step(p32, g, m32, v32, args);
+  const Tensor pd = gpu(p0), md = gpu(m0), vd = gpu(v0), gd = gpu(g);
+  ops::adamw_step(pd, gd, md, vd, args);
+  const test::Tolerance tol{1e-6, 1e-5};
+  CHECK(close(pd, p32, tol) == "");
+  CHECK(close(md, m32, tol) == "");
+  CHECK(close(vd, v32, tol) == "");
+  CHECK(bytes(gd) == bytes(g));
+  // Scaling by 1/8 is not the unscaled step: the moments differ by the factor.
+  const Tensor pu = gpu(p0), mu = gpu(m0), vu = gpu(v0);
+  args.grad_scale = 1.0;
+  ops::adamw_step(pu, gd, mu, vu, args);
+  CHECK(close(mu, m32, tol) != "");
+}
+
 TEST_CASE("ops grad_norm and clip_grad_norm on cuda match the CPU ops", HONE_DEVICE_TAG) {
   // Mixed f32 and bf16 gradients (one launch per dtype), and each dtype alone.
   const std::vector<std::pair<DType, std::int64_t>> mixed = {

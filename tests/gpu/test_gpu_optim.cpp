@@ -95,8 +95,8 @@ TEST_CASE("grad norm, clip and fused AdamW on the device match the CPU reference
     Host& h = host[i];
     std::vector<float> g = h.g;
     for (float& x : g) x *= s[1];
-    cpu::adamw_step<float>(h.p.data(), g.data(), h.m.data(), h.v.data(), sizes[i], ap.lr,
-                           ap.beta1, ap.beta2, ap.eps, ap.weight_decay, ap.step);
+    cpu::adamw_step<float>(h.p.data(), g.data(), h.m.data(), h.v.data(), sizes[i],
+                           {ap.lr, ap.beta1, ap.beta2, ap.eps, ap.weight_decay, ap.step});
     std::vector<float> p(sizes[i]);
     std::vector<std::uint16_t> pb(sizes[i]);
     cuda::copy(p.data(), tensors[i].param, p.size() * 4, cuda::CopyKind::device_to_host);

@@ -137,8 +137,8 @@ TEST_CASE("emu fused AdamW matches the CPU reference over many ragged tensors", 
             if (scaled)
               for (float& x : g) x *= scale;
             cpu::adamw_step<float>(r.param.data() + r.shift, g.data(), r.m.data() + r.shift,
-                                   r.v.data() + r.shift, r.n, p.lr, p.beta1, p.beta2, p.eps,
-                                   p.weight_decay, step);
+                                   r.v.data() + r.shift, r.n,
+                                   {p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, step});
           }
         }
         std::vector<std::vector<float>> params;
@@ -261,7 +261,7 @@ TEST_CASE("emu AdamW stays within a few ulp of the CPU reference over 100 steps"
       kernels::adamw_step(p, nullptr);
       for (State& r : ref)
         cpu::adamw_step<float>(r.param.data() + r.shift, r.grad_f32.data() + r.shift, r.m.data() + r.shift,
-                               r.v.data() + r.shift, r.n, p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, step);
+                               r.v.data() + r.shift, r.n, {p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, step});
     }
     // Differences in fp32 ulps of the weight's magnitude, floored at 2⁻⁷ (weights that pass
     // near zero on the way have tiny ulps but the updates' rounding, lr-sized, still applies).

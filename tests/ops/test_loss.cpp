@@ -357,3 +357,20 @@ TEST_CASE("cross entropy rejects bad arguments", "[cpu][loss]") {
   // An undefined gradient output is skipped; the inputs are still checked.
   CHECK_NOTHROW(ops::cross_entropy_bwd(dl, logits, targets, lse, {}, Tensor()));
 }
+
+TEST_CASE("cross entropy with a NaN logit gives that row a NaN loss only", "[cpu][loss]") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    INFO(dtype_name(dt));
+    const std::int64_t n = 3, vocab = 37;  // a ragged tail after the vector lanes
+    std::vector<double> x = test::random_tensor({n, vocab}, DType::f64, 61, -4.0, 4.0).to_vector<double>();
+    x[1 * vocab + 35] = std::nan("");
+    const Tensor logits = Tensor::from_vector<double>({n, vocab}, x).to(dt);
+    const Tensor targets = targets_tensor({2, 5, 36}, DType::i64);
+    const Tensor losses = test::poisoned({n}, dt), lse = test::poisoned({n}, dt);
+    ops::cross_entropy_fwd(logits, targets, {}, losses, lse);
+    const std::vector<double> l = losses.to_vector<double>();
+    CHECK(std::isfinite(l[0]));
+    CHECK(std::isnan(l[1]));
+    CHECK(std::isfinite(l[2]));
+  }
+}

@@ -272,6 +272,47 @@ TEST_CASE("grad norm is independent of the thread count", "[cpu][optim]") {
   CHECK(one == Approx(std::sqrt(s)).epsilon(1e-12));
 }
 
+TEST_CASE("adamw grad_scale equals a pre-scaled gradient and leaves the gradient alone", "[cpu][optim]") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dt));
+    const std::int64_t n = 1000;  // several vector widths and a ragged tail
+    const Tensor g = test::random_tensor({n}, dt, 21, -3.0, 3.0);
+    const Tensor g_before = g.clone();
+    const double scale = 0.3719;
+    // The pre-scaled gradient, rounded the way the update rounds it: g · (scale in the dtype).
+    const double scale_t = vec({scale}, dt).to_vector<double>()[0];
+    std::vector<double> scaled = g.to_vector<double>();
+    for (double& x : scaled) x = vec({x * scale_t}, dt).to_vector<double>()[0];
+    Tensor p1 = test::random_tensor({n}, dt, 22), m1 = test::random_tensor({n}, dt, 23, -0.1, 0.1);
+    Tensor v1 = test::random_tensor({n}, dt, 24, 0.0, 0.01);
+    Tensor p2 = p1.clone(), m2 = m1.clone(), v2 = v1.clone();
+    ops::AdamWArgs args;
+    args.weight_decay = 0.01;
+    args.step = 3;
+    ops::adamw_step(p1, vec(scaled, dt), m1, v1, args);
+    args.grad_scale = scale;
+    ops::adamw_step(p2, g, m2, v2, args);
+    CHECK(bitwise_equal(p1, p2));
+    CHECK(bitwise_equal(m1, m2));
+    CHECK(bitwise_equal(v1, v2));
+    CHECK(bitwise_equal(g, g_before));
+    CHECK_FALSE(bitwise_equal(p1, test::random_tensor({n}, dt, 22)));  // the step did move p
+  }
+}
+
+TEST_CASE("clip coefficient is clip_grad_norm's factor", "[cpu][optim]") {
+  CHECK(ops::clip_coefficient(13.0, 20.0) == 1.0);
+  CHECK(ops::clip_coefficient(13.0, 13.0) == 1.0);
+  CHECK(ops::clip_coefficient(13.0, 6.5) == 6.5 / (13.0 + 1e-6));
+  // clip_grad_norm scales by exactly that factor (f64 gradients: one rounding per element).
+  Tensor a = vec({3.0, -4.0}, DType::f64), b = vec({12.0}, DType::f64);
+  ops::clip_grad_norm({a, b}, 6.5);
+  const double c = ops::clip_coefficient(13.0, 6.5);
+  CHECK(a.to_vector<double>() == std::vector<double>{3.0 * c, -4.0 * c});
+  CHECK(b.to_vector<double>() == std::vector<double>{12.0 * c});
+  CHECK_THROWS_WITH(ops::clip_coefficient(1.0, 0.0), Catch::Contains("'max_norm'"));
+}
+
 TEST_CASE("optimizer ops reject bad arguments", "[cpu][optim]") {
   using Catch::Contains;
   const Tensor p = Tensor::zeros({4, 3}, DType::f32), g = Tensor::zeros({4, 3}, DType::f32);
@@ -295,6 +336,10 @@ TEST_CASE("optimizer ops reject bad arguments", "[cpu][optim]") {
                     Contains("[adamw_step]") && Contains("'beta2'") && Contains("-0.5"));
   CHECK_THROWS_WITH(ops::adamw_step(p, g, m, v, {1e-3, 0.9, 0.999, 0.0, 0.0, 1}),
                     Contains("[adamw_step]") && Contains("'eps'"));
+  ops::AdamWArgs zero_scale;
+  zero_scale.grad_scale = 0.0;
+  CHECK_THROWS_WITH(ops::adamw_step(p, g, m, v, zero_scale),
+                    Contains("[adamw_step]") && Contains("'grad_scale'") && Contains("is 0"));
   CHECK_THROWS_WITH(ops::adamw_step(p.to(DType::bf16), g, m, v, {}),
                     Contains("[adamw_step]") && Contains("'param'") && Contains("bf16"));
   CHECK_THROWS_WITH(ops::adamw_step(p, Tensor(), m, v, {}),
