@@ -46,12 +46,16 @@ double row_lse(const T* x, std::int64_t vocab) {
   const double m = row_max(x, vocab);
   if (!std::isfinite(m)) return m;  // all −inf (or an inf/NaN logit): no finite shift exists
   if constexpr (std::is_same_v<T, float>) {
-    // Eight interleaved f64 partial sums added in lane order: a fixed order for any build.
+    // Sixteen interleaved f64 partial sums added in lane order: a fixed order for any build.
     const float mf = static_cast<float>(m);
-    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    double lane[16] = {};
     std::int64_t v = 0;
-    for (; v + 8 <= vocab; v += 8)
-      for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(exp_f32(x[v + j] - mf));
+    for (; v + 16 <= vocab; v += 16) {
+      float e[16];
+#pragma omp simd
+      for (int j = 0; j < 16; ++j) e[j] = exp_f32(x[v + j] - mf);
+      for (int j = 0; j < 16; ++j) lane[j] += static_cast<double>(e[j]);
+    }
     for (int j = 0; v < vocab; ++v, ++j) lane[j] += static_cast<double>(exp_f32(x[v] - mf));
     double s = 0.0;
     for (double l : lane) s += l;

@@ -1,11 +1,15 @@
-// CPU reference GEMM: fixed output tiles, each a single-threaded Eigen product, spread over the
-// OpenMP threads. The tiling depends only on the shapes, so results are bitwise reproducible
-// whatever the thread count.
+// CPU reference GEMM. f32 products go through the packed kernel of gemm_kernel.cpp where the
+// build has one (AVX-512 or AVX2+FMA); f64 products (finite-difference checks) and builds
+// without one use fixed output tiles, each a single-threaded Eigen product, spread over the
+// OpenMP threads. Either way results depend only on the shapes, never on the thread count.
 #include "cpu/matmul.h"
 
 #include <omp.h>
 
 #include <Eigen/Dense>
+#include <type_traits>
+
+#include "cpu/gemm_kernel.h"
 
 namespace hone::cpu {
 
@@ -86,7 +90,7 @@ StridedGemm flattened(StridedGemm g) {
 }  // namespace
 
 template <class T>
-void gemm_strided(const T* a, const T* b, T* c, const StridedGemm& g0, T alpha, T beta) {
+void gemm_eigen(const T* a, const T* b, T* c, const StridedGemm& g0, T alpha, T beta) {
   const StridedGemm g = flattened(g0);
   if (g.m <= 0 || g.n <= 0 || g.count <= 0) return;
   const std::int64_t row_tiles = (g.m + kGemmTileRows - 1) / kGemmTileRows;
@@ -121,6 +125,20 @@ void gemm_strided(const T* a, const T* b, T* c, const StridedGemm& g0, T alpha, 
                    r == 0 ? beta : T(1));
     }
   }
+}
+
+template <class T>
+void gemm_strided(const T* a, const T* b, T* c, const StridedGemm& g0, T alpha, T beta) {
+  if constexpr (std::is_same_v<T, float>) {
+    const StridedGemm g = flattened(g0);
+    // Matrix-vector-like products (few rows) stay on Eigen, which streams B once; packing B
+    // would double their memory traffic.
+    if (gemm_kernel_info().isa[0] != '\0' && g.m > kGemmThinRows) {
+      gemm_packed(a, b, c, g, alpha, beta);
+      return;
+    }
+  }
+  gemm_eigen(a, b, c, g0, alpha, beta);
 }
 
 template <class T>
@@ -196,6 +214,10 @@ void matmul_bwd(const T* a, const T* b, const T* dc, T* da, T* db, const MatmulD
   }
 }
 
+template void gemm_eigen<float>(const float*, const float*, float*, const StridedGemm&, float,
+                                float);
+template void gemm_eigen<double>(const double*, const double*, double*, const StridedGemm&,
+                                 double, double);
 template void gemm_strided<float>(const float*, const float*, float*, const StridedGemm&, float,
                                   float);
 template void gemm_strided<double>(const double*, const double*, double*, const StridedGemm&,

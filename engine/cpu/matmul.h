@@ -1,18 +1,20 @@
 // CPU reference for matrix products: raw-pointer GEMM templates (float, double) over contiguous
-// row-major operands, built on Eigen and tiled so that the result does not depend on the number
-// of threads. Validation lives in engine/ops/matmul.cpp.
+// row-major operands, tiled so that the result does not depend on the number of threads. f32
+// runs on the packed AVX-512/AVX2 kernel of gemm_kernel.h where the build has one, f64 (and f32
+// without one) on Eigen. Validation lives in engine/ops/matmul.cpp.
 #pragma once
 #include <cstdint>
 
 namespace hone::cpu {
 
-// Output tile of one task. Each tile is computed by a single-threaded Eigen product; the tiles
-// are spread over the OpenMP threads. Eigen's own multi-threaded GEMM is never used: it changes
-// its k-blocking (and so the rounding) with the thread count.
+// Output tile of one task on the Eigen path (the packed kernel has its own, gemm_kernel.h). Each
+// tile is computed by a single-threaded Eigen product; the tiles are spread over the OpenMP
+// threads. Eigen's own multi-threaded GEMM is never used: it changes its k-blocking (and so the
+// rounding) with the thread count.
 inline constexpr std::int64_t kGemmTileRows = 128;
 inline constexpr std::int64_t kGemmTileCols = 256;
-// Products with at most kGemmThinRows rows (matrix-vector like) use wider column tiles, so each
-// task streams long contiguous runs of B's rows.
+// Products with at most kGemmThinRows rows (matrix-vector like) stay on Eigen, with wider
+// column tiles, so each task streams long contiguous runs of B's rows.
 inline constexpr std::int64_t kGemmThinRows = 16;
 inline constexpr std::int64_t kGemmThinTileCols = 8192;
 // Products with fewer multiply-adds than this run on the calling thread: waking the team costs

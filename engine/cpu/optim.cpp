@@ -16,15 +16,16 @@ constexpr std::int64_t kElementwiseGrain = std::int64_t{1} << 14;
 //   g ← g · grad_scale in T (read only; the stored gradient is not changed)
 //   p ← p · (1 − lr·wd)
 //   m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
-//   p ← p − step_size · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps),  step_size = lr / (1−β1ᵗ)
+//   p ← p − step_size · m / (sqrt(v) · (1 / sqrt(1−β2ᵗ)) + eps),  step_size = lr / (1−β1ᵗ)
 // All in f64, each result rounded to T once (the CUDA kernel computes the same), in a loop the
-// compiler vectorizes. (f32 arithmetic would be ~1.8× faster here, but fp32 master weights would
+// compiler vectorizes; one division and one square root per element (f64 vector division and
+// square root are what this loop waits on). (f32 arithmetic would be ~1.8× faster here, but fp32 master weights would
 // then drift from the f64 update by a few ulp a step wherever the update's own rounding matters.)
 template <class T>
 void adamw_step(T* param, const T* grad, T* m, T* v, std::int64_t n, const AdamWScalars& a) {
   const double t = static_cast<double>(a.step);
   const double step_size = a.lr / (1.0 - std::pow(a.beta1, t));
-  const double bc2_sqrt = std::sqrt(1.0 - std::pow(a.beta2, t));
+  const double inv_bc2_sqrt = 1.0 / std::sqrt(1.0 - std::pow(a.beta2, t));
   const double decay = 1.0 - a.lr * a.weight_decay;
   const double beta1 = a.beta1, beta2 = a.beta2, eps = a.eps;
   const T scale = static_cast<T>(a.grad_scale);  // g · scale rounded to T, as a scaled gradient
@@ -37,7 +38,7 @@ void adamw_step(T* param, const T* grad, T* m, T* v, std::int64_t n, const AdamW
       const double vi = beta2 * static_cast<double>(v[i]) + (1.0 - beta2) * g * g;
       m[i] = static_cast<T>(mi);
       v[i] = static_cast<T>(vi);
-      param[i] = static_cast<T>(p - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps));
+      param[i] = static_cast<T>(p - step_size * mi / (std::sqrt(vi) * inv_bc2_sqrt + eps));
     }
   });
 }

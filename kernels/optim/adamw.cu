@@ -23,7 +23,7 @@ struct AdamWHyper {
   double beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
   double decay;      // 1 − lr·wd
   double step_size;  // lr / (1 − β1ᵗ)
-  double bc2_sqrt;   // sqrt(1 − β2ᵗ)
+  double inv_bc2_sqrt;  // 1 / sqrt(1 − β2ᵗ)
 };
 
 __device__ __forceinline__ void adamw_update(const AdamWHyper& h, float g32, float& p, float& m,
@@ -34,7 +34,7 @@ __device__ __forceinline__ void adamw_update(const AdamWHyper& h, float g32, flo
   const double vd = h.beta2 * static_cast<double>(v) + h.one_minus_beta2 * g * g;
   m = static_cast<float>(md);
   v = static_cast<float>(vd);
-  p = static_cast<float>(pd - h.step_size * md / (sqrt(vd) / h.bc2_sqrt + h.eps));
+  p = static_cast<float>(pd - h.step_size * md / (sqrt(vd) * h.inv_bc2_sqrt + h.eps));
 }
 
 template <class G>
@@ -126,7 +126,7 @@ void adamw_step(const AdamWParams& p, cudaStream_t stream) {
   h.eps = p.eps;
   h.decay = 1.0 - p.lr * p.weight_decay;
   h.step_size = p.lr / (1.0 - std::pow(p.beta1, t));
-  h.bc2_sqrt = std::sqrt(1.0 - std::pow(p.beta2, t));
+  h.inv_bc2_sqrt = 1.0 / std::sqrt(1.0 - std::pow(p.beta2, t));
   const bool bf16_grad = p.grad_type == OptimGradType::bf16;
   constexpr std::int64_t kMaxBlocks = 1024;
   for (int first = 0; first < p.count; first += kTable) {

@@ -1,0 +1,408 @@
+// The packed f32 GEMM (gemm_kernel.h). Each task owns one output tile; for each product of the
+// family and each depth block it packs its rows of op(A) into mr-row micro-panels and its
+// columns of op(B) into nr-column micro-panels (zero-padded at the edges), then runs the
+// register-blocked micro-kernel over every (panel of A, panel of B) pair. The micro-kernel sums
+// its depth block from zero in one chain of fused multiply-adds per element and adds the result
+// onto C at the store: C's bits depend on the depth blocking (a function of k) alone.
+#include "cpu/gemm_kernel.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "hone/error.h"
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define HONE_GEMM_KERNEL 1
+#include <immintrin.h>
+#endif
+
+namespace hone::cpu {
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kMr = kGemmMrAvx512;
+constexpr int kNr = kGemmNrAvx512;
+constexpr const char* kIsa = "avx512";
+#elif defined(HONE_GEMM_KERNEL)
+constexpr int kMr = kGemmMrAvx2;
+constexpr int kNr = kGemmNrAvx2;
+constexpr const char* kIsa = "avx2";
+#else
+constexpr int kMr = 1;
+constexpr int kNr = 1;
+constexpr const char* kIsa = "";
+#endif
+
+}  // namespace
+
+GemmKernelInfo gemm_kernel_info() { return {kIsa, kMr, kNr}; }
+
+namespace {
+
+std::int64_t ceil_div(std::int64_t x, std::int64_t y) { return (x + y - 1) / y; }
+std::int64_t round_up(std::int64_t x, std::int64_t y) { return ceil_div(x, y) * y; }
+
+}  // namespace
+
+GemmTiles gemm_tiles(std::int64_t m, std::int64_t n, std::int64_t count) {
+  GemmTiles t;
+  std::int64_t rows = ceil_div(m, kGemmTaskRowsMax), cols = ceil_div(n, kGemmTaskColsMax);
+  // A few tasks in odd number leave a thread idle at the end (3 tasks on 2 threads take as long
+  // as 4): one more column of tiles evens them out. Batches (attention heads) rarely need it.
+  const std::int64_t tasks = count * rows * cols;
+  if (tasks < 16 && tasks % 2 == 1 && n > kNr) ++cols;
+  // Whole micro-panels per tile, so that only the last tile of a row or column has an edge.
+  t.tile_rows = round_up(ceil_div(m, rows), kMr);
+  t.tile_cols = round_up(ceil_div(n, cols), kNr);
+  t.row_tiles = ceil_div(m, t.tile_rows);
+  t.col_tiles = ceil_div(n, t.tile_cols);
+  return t;
+}
+
+#if !defined(HONE_GEMM_KERNEL)
+
+void gemm_packed(const float*, const float*, float*, const StridedGemm&, float, float) {
+  fail("gemm_packed", "this build has no AVX-512 or AVX2+FMA micro-kernel (use gemm_eigen)");
+}
+
+#else
+
+namespace {
+
+// The packed tile of one task and depth block: tile rows/columns rounded up to whole panels.
+constexpr std::int64_t kPackRowsMax = kGemmTaskRowsMax + kMr;
+constexpr std::int64_t kPackColsMax = kGemmTaskColsMax + kNr;
+
+// One vector register of floats and the few operations the kernel needs. C is accessed
+// through the first `n` lanes only (n ≥ W: all of them), so the right edge of C is never read
+// or written past column n.
+#if defined(__AVX512F__)
+struct Vec {
+  using V = __m512;
+  static constexpr int W = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V load(const float* p) { return _mm512_load_ps(p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static __mmask16 lanes(int n) { return n >= W ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+  static V load_c(const float* p, int n) { return _mm512_maskz_loadu_ps(lanes(n), p); }
+  static void store_c(float* p, V v, int n) { _mm512_mask_storeu_ps(p, lanes(n), v); }
+};
+#else
+struct Vec {
+  using V = __m256;
+  static constexpr int W = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V load(const float* p) { return _mm256_load_ps(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static __m256i lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V load_c(const float* p, int n) {
+    return n >= W ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes(n));
+  }
+  static void store_c(float* p, V v, int n) {
+    if (n >= W) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, lanes(n), v);
+  }
+};
+#endif
+static_assert(kNr % Vec::W == 0, "the register block must be whole vectors wide");
+constexpr int kNv = kNr / Vec::W;
+
+// How the micro-kernel's sums S reach C: C = alpha·S (C never read: NaN-safe), C = C + alpha·S
+// (beta = 1 and every depth block after the first), or C = beta·C + alpha·S.
+enum class Store { kOverwrite, kAccumulate, kScale };
+
+struct Epilogue {
+  Store store;
+  float alpha, beta;
+};
+
+// C[0:R, 0:cols] (row stride ldc) ⟵ S = Σ_p ap[p][0:R] ⊗ bp[p][0:kNr] over kc steps, where ap
+// is a packed A micro-panel (kMr floats per step) and bp a packed B micro-panel (kNr per step).
+// R < kMr computes only the rows that exist (the bottom edge); the accumulators stay in
+// registers for the whole depth block.
+template <int R>
+void micro_kernel(std::int64_t kc, const float* __restrict ap, const float* __restrict bp,
+                  float* c, std::int64_t ldc, int cols, const Epilogue& e) {
+  using V = typename Vec::V;
+  V acc[R][kNv];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < kNv; ++v) acc[i][v] = Vec::zero();
+  // C's rows are needed only at the store, a depth block later: ask for them now (for writing)
+  // so that they arrive while the sums run. It matters most for short depths (weight gradients,
+  // k = tokens), where C's read-modify-write is a large share of the memory traffic.
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    __builtin_prefetch(c + i * ldc, 1, 3);
+    __builtin_prefetch(c + i * ldc + kNr - 1, 1, 3);
+  }
+  for (std::int64_t p = 0; p < kc; ++p) {
+    V b[kNv];
+#pragma GCC unroll 8
+    for (int v = 0; v < kNv; ++v) b[v] = Vec::load(bp + v * Vec::W);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const V a = Vec::set1(ap[i]);
+#pragma GCC unroll 8
+      for (int v = 0; v < kNv; ++v) acc[i][v] = Vec::fma(a, b[v], acc[i][v]);
+    }
+    ap += kMr;
+    bp += kNr;
+  }
+  const V alpha = Vec::set1(e.alpha), beta = Vec::set1(e.beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i) {
+    float* ci = c + i * ldc;
+#pragma GCC unroll 8
+    for (int v = 0; v < kNv; ++v) {
+      const int n = cols - v * Vec::W;
+      if (n <= 0) break;
+      V out;
+      if (e.store == Store::kOverwrite) out = Vec::mul(alpha, acc[i][v]);
+      else if (e.store == Store::kAccumulate) out = Vec::fma(alpha, acc[i][v], Vec::load_c(ci, n));
+      else out = Vec::fma(alpha, acc[i][v], Vec::mul(beta, Vec::load_c(ci, n)));
+      Vec::store_c(ci, out, n);
+      ci += Vec::W;
+    }
+  }
+}
+
+using MicroKernel = void (*)(std::int64_t, const float*, const float*, float*, std::int64_t, int,
+                             const Epilogue&);
+
+// kernel_for_rows[R - 1] computes R rows (1 ≤ R ≤ kMr).
+template <std::size_t... R>
+constexpr auto kernel_table(std::index_sequence<R...>) {
+  return std::array<MicroKernel, sizeof...(R)>{&micro_kernel<static_cast<int>(R) + 1>...};
+}
+constexpr auto kernel_for_rows = kernel_table(std::make_index_sequence<kMr>{});
+
+#if defined(__AVX512F__)
+// GCC 12's AVX-512 shuffle intrinsics start from _mm512_undefined_ps(), which its
+// uninitialized-use analysis reports once inlined; the values are fully defined. (The packer is
+// kept out of line so that the analysis runs here, under the pragma; it is called per panel.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// In-register transpose of a 16×16 block: afterwards r[j] holds column j of the rows given.
+void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {  // pairs of rows interleaved within each 128-bit lane
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u[4g + e], lane L: column 4L + e of rows 4g..4g+3.
+  for (int g = 0; g < 4; ++g) {
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  // A 4×4 transpose of 128-bit lanes across u[e], u[4 + e], u[8 + e], u[12 + e].
+  for (int e = 0; e < 4; ++e) {
+    const __m512 x0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x44);
+    const __m512 x1 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xEE);
+    const __m512 x2 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x44);
+    const __m512 x3 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xEE);
+    r[e] = _mm512_shuffle_f32x4(x0, x2, 0x88);
+    r[4 + e] = _mm512_shuffle_f32x4(x0, x2, 0xDD);
+    r[8 + e] = _mm512_shuffle_f32x4(x1, x3, 0x88);
+    r[12 + e] = _mm512_shuffle_f32x4(x1, x3, 0xDD);
+  }
+}
+
+// dst[p·dst_stride + j] = src[j·ld + p] for j < rows (≤ 16), p < depth; lanes j ≥ rows of the
+// first `width` (≤ 16) are written as zeros. The transposing packer of k-contiguous operands.
+__attribute__((noinline)) void pack_transposed(const float* src, std::int64_t ld, int rows, std::int64_t depth,
+                     float* dst, std::int64_t dst_stride, int width) {
+  const __mmask16 out_lanes = static_cast<__mmask16>((1u << width) - 1);
+  __m512 r[16];
+  for (std::int64_t p = 0; p < depth; p += 16) {
+    const int steps = static_cast<int>(std::min<std::int64_t>(16, depth - p));
+    const __mmask16 in_lanes = Vec::lanes(steps);
+    for (int j = 0; j < 16; ++j)
+      r[j] = j < rows ? _mm512_maskz_loadu_ps(in_lanes, src + j * ld + p) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int s = 0; s < steps; ++s) _mm512_mask_storeu_ps(dst + (p + s) * dst_stride, out_lanes, r[s]);
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+// Rows [r0, r0 + rows) × depth [p0, p0 + kc) of op(A) into kMr-row micro-panels: panel q holds
+// rows q·kMr.. as pa[q·kMr·kc + p·kMr + i], rows past the edge zero.
+void pack_a(const float* a, const StridedGemm& g, std::int64_t r0, std::int64_t rows,
+            std::int64_t p0, std::int64_t kc, float* pa) {
+  for (std::int64_t q = 0; q < rows; q += kMr) {
+    const int live = static_cast<int>(std::min<std::int64_t>(kMr, rows - q));
+    float* dst = pa + q * kc;
+    if (g.trans_a) {  // A stored k×m: op(A)[i][p] = a[p·m + i], rows contiguous
+      const float* src = a + p0 * g.m + r0 + q;
+      for (std::int64_t p = 0; p < kc; ++p) {
+        const float* s = src + p * g.m;
+        float* d = dst + p * kMr;
+        for (int i = 0; i < live; ++i) d[i] = s[i];
+        for (int i = live; i < kMr; ++i) d[i] = 0.0f;
+      }
+    } else {  // A stored m×k: op(A)[i][p] = a[i·k + p], depth contiguous
+      const float* src = a + (r0 + q) * g.k + p0;
+#if defined(__AVX512F__)
+      pack_transposed(src, g.k, live, kc, dst, kMr, kMr);
+#else
+      for (std::int64_t p = 0; p < kc; ++p) {
+        float* d = dst + p * kMr;
+        for (int i = 0; i < live; ++i) d[i] = src[i * g.k + p];
+        for (int i = live; i < kMr; ++i) d[i] = 0.0f;
+      }
+#endif
+    }
+  }
+}
+
+// Columns [c0, c0 + cols) × depth [p0, p0 + kc) of op(B) into kNr-column micro-panels: panel s
+// holds columns s·kNr.. as pb[s·kNr·kc + p·kNr + j], columns past the edge zero.
+void pack_b(const float* b, const StridedGemm& g, std::int64_t c0, std::int64_t cols,
+            std::int64_t p0, std::int64_t kc, float* pb) {
+  for (std::int64_t s = 0; s < cols; s += kNr) {
+    const int live = static_cast<int>(std::min<std::int64_t>(kNr, cols - s));
+    float* dst = pb + s * kc;
+    if (!g.trans_b) {  // B stored k×n: op(B)[p][j] = b[p·n + j], columns contiguous
+      const float* src = b + p0 * g.n + c0 + s;
+      for (std::int64_t p = 0; p < kc; ++p) {
+        const float* sp = src + p * g.n;
+        float* d = dst + p * kNr;
+        if (live == kNr) {
+          std::memcpy(d, sp, sizeof(float) * kNr);
+        } else {
+          for (int j = 0; j < live; ++j) d[j] = sp[j];
+          for (int j = live; j < kNr; ++j) d[j] = 0.0f;
+        }
+      }
+    } else {  // B stored n×k: op(B)[p][j] = b[j·k + p], depth contiguous
+      const float* src = b + (c0 + s) * g.k + p0;
+#if defined(__AVX512F__)
+      for (int v = 0; v < kNr; v += 16) {
+        const int rows = std::max(0, std::min(16, live - v));
+        pack_transposed(src + v * g.k, g.k, rows, kc, dst + v, kNr, 16);
+      }
+#else
+      for (std::int64_t p = 0; p < kc; ++p) {
+        float* d = dst + p * kNr;
+        for (int j = 0; j < live; ++j) d[j] = src[j * g.k + p];
+        for (int j = live; j < kNr; ++j) d[j] = 0.0f;
+      }
+#endif
+    }
+  }
+}
+
+// The packing buffers of the calling thread, allocated once at their largest size.
+struct PackBuffers {
+  float* a;
+  float* b;
+  PackBuffers()
+      : a(new (std::align_val_t(64)) float[kPackRowsMax * kGemmKcMax]),
+        b(new (std::align_val_t(64)) float[kPackColsMax * kGemmKcMax]) {}
+  ~PackBuffers() {
+    ::operator delete[](a, std::align_val_t(64));
+    ::operator delete[](b, std::align_val_t(64));
+  }
+  PackBuffers(const PackBuffers&) = delete;
+  PackBuffers& operator=(const PackBuffers&) = delete;
+};
+
+PackBuffers& pack_buffers() {
+  thread_local PackBuffers buffers;
+  return buffers;
+}
+
+// C tile = beta · C tile (zero when beta = 0): the products are empty.
+void scale_tile(float* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols, float beta) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    float* row = c + i * ldc;
+    for (std::int64_t j = 0; j < cols; ++j) row[j] = beta == 0.0f ? 0.0f : beta * row[j];
+  }
+}
+
+// Rows [r0, r0 + rows) × columns [c0, c0 + cols) of output matrix `i` of the family.
+void run_tile(const float* a, const float* b, float* c, const StridedGemm& g, std::int64_t i,
+              std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, float alpha,
+              float beta) {
+  float* ct = c + i * g.c_step + r0 * g.n + c0;
+  if (g.reduce <= 0 || g.k <= 0) {
+    scale_tile(ct, g.n, rows, cols, beta);
+    return;
+  }
+  PackBuffers& buf = pack_buffers();
+  const std::int64_t blocks = ceil_div(g.k, kGemmKcMax);
+  const std::int64_t block_depth = ceil_div(g.k, blocks);
+  for (std::int64_t r = 0; r < g.reduce; ++r) {
+    const std::int64_t p = i * g.reduce + r;
+    const float* ap = a + p * g.a_step;
+    const float* bp = b + p * g.b_step;
+    for (std::int64_t blk = 0; blk < blocks; ++blk) {
+      const std::int64_t p0 = blk * block_depth;
+      const std::int64_t kc = std::min(block_depth, g.k - p0);
+      pack_a(ap, g, r0, rows, p0, kc, buf.a);
+      pack_b(bp, g, c0, cols, p0, kc, buf.b);
+      Epilogue e{Store::kAccumulate, alpha, beta};
+      if (r == 0 && blk == 0 && beta != 1.0f)
+        e.store = beta == 0.0f ? Store::kOverwrite : Store::kScale;
+      // One A micro-panel (kMr × kc, a few KiB) stays in L1 while the B panels stream from L2;
+      // measured faster than the other order, which keeps a B panel (kc × kNr) in L1.
+      for (std::int64_t q = 0; q < rows; q += kMr) {
+        const int live_rows = static_cast<int>(std::min<std::int64_t>(kMr, rows - q));
+        const MicroKernel kernel = kernel_for_rows[live_rows - 1];
+        for (std::int64_t s = 0; s < cols; s += kNr) {
+          const int live_cols = static_cast<int>(std::min<std::int64_t>(kNr, cols - s));
+          kernel(kc, buf.a + q * kc, buf.b + s * kc, ct + q * g.n + s, g.n, live_cols, e);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_packed(const float* a, const float* b, float* c, const StridedGemm& g, float alpha,
+                 float beta) {
+  if (g.m <= 0 || g.n <= 0 || g.count <= 0) return;
+  const GemmTiles t = gemm_tiles(g.m, g.n, g.count);
+  const std::int64_t per_matrix = t.row_tiles * t.col_tiles;
+  const std::int64_t tasks = g.count * per_matrix;
+  const double work = static_cast<double>(g.count) * static_cast<double>(g.reduce) *
+                      static_cast<double>(g.m) * static_cast<double>(g.n) *
+                      static_cast<double>(g.k);
+  // Tiles have fixed bounds and every element's sum runs in the same order in any tile, so which
+  // thread runs a task (and how many there are) does not change a bit. Dynamic scheduling
+  // balances ragged edge tiles.
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && work >= kGemmMinParallelWork)
+  for (std::int64_t task = 0; task < tasks; ++task) {
+    const std::int64_t i = task / per_matrix;
+    const std::int64_t tile = task % per_matrix;
+    const std::int64_t r0 = (tile / t.col_tiles) * t.tile_rows;
+    const std::int64_t c0 = (tile % t.col_tiles) * t.tile_cols;
+    run_tile(a, b, c, g, i, r0, std::min(t.tile_rows, g.m - r0), c0,
+             std::min(t.tile_cols, g.n - c0), alpha, beta);
+  }
+}
+
+#endif  // HONE_GEMM_KERNEL
+
+}  // namespace hone::cpu
