@@ -10,6 +10,10 @@
 #include "cpu/fast_math.h"
 #include "cpu/parallel.h"
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 namespace hone::cpu {
 
 namespace {
@@ -19,48 +23,83 @@ std::int64_t row_grain(std::int64_t vocab) {
   return std::max<std::int64_t>(1, (std::int64_t{1} << 15) / std::max<std::int64_t>(vocab, 1));
 }
 
-// The largest of x[0, n) in f64 (NaN ignored, −inf when none is larger), through 16
-// interleaved lanes for f32 (a maximum does not depend on the order it is taken in).
-template <class T>
-double row_max(const T* x, std::int64_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    constexpr float kLow = -std::numeric_limits<float>::infinity();
-    float lane[16];
-    for (float& l : lane) l = kLow;
-    std::int64_t v = 0;
-    for (; v + 16 <= n; v += 16)
-      for (int j = 0; j < 16; ++j) lane[j] = x[v + j] > lane[j] ? x[v + j] : lane[j];
-    float m = kLow;
-    for (; v < n; ++v) m = x[v] > m ? x[v] : m;
-    for (float l : lane) m = l > m ? l : m;
-    return static_cast<double>(m);
+// The f32 row reductions below define their order by 16 interleaved lanes: element v of a row
+// goes to lane v mod 16 (the elements after the last whole block of 16 to lanes 0, 1, …), and
+// the lanes are combined in lane order. With AVX-512 or AVX2 the lanes are vector registers;
+// without, the same lanes are plain arrays: the same result either way.
+
+// max over lanes of x[v] (NaN ignored: a comparison with NaN keeps the lane), −inf if none.
+float row_max_f32(const float* x, std::int64_t n) {
+  alignas(64) float lane[16];
+  std::int64_t v = 0;
+#if defined(__AVX512F__)
+  __m512 acc = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (; v + 16 <= n; v += 16) acc = _mm512_max_ps(_mm512_loadu_ps(x + v), acc);  // x > acc ? x : acc
+  _mm512_store_ps(lane, acc);
+#elif defined(__AVX2__)
+  __m256 acc0 = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), acc1 = acc0;
+  for (; v + 16 <= n; v += 16) {
+    acc0 = _mm256_max_ps(_mm256_loadu_ps(x + v), acc0);
+    acc1 = _mm256_max_ps(_mm256_loadu_ps(x + v + 8), acc1);
   }
-  double m = -std::numeric_limits<double>::infinity();
-  for (std::int64_t v = 0; v < n; ++v) m = std::max(m, static_cast<double>(x[v]));
+  _mm256_store_ps(lane, acc0);
+  _mm256_store_ps(lane + 8, acc1);
+#else
+  for (float& l : lane) l = -std::numeric_limits<float>::infinity();
+  for (; v + 16 <= n; v += 16)
+    for (int j = 0; j < 16; ++j) lane[j] = x[v + j] > lane[j] ? x[v + j] : lane[j];
+#endif
+  for (int j = 0; v < n; ++v, ++j) lane[j] = x[v] > lane[j] ? x[v] : lane[j];
+  float m = lane[0];
+  for (int j = 1; j < 16; ++j) m = lane[j] > m ? lane[j] : m;
   return m;
+}
+
+// Σ exp(x[v] − shift) in f64 lanes (each term exp_f32, widened to f64).
+double row_sum_exp_f32(const float* x, std::int64_t n, float shift) {
+  alignas(64) double lane[16] = {};
+  std::int64_t v = 0;
+#if defined(__AVX512F__)
+  __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+  for (; v + 16 <= n; v += 16) {
+    alignas(64) float e[16];
+#pragma omp simd
+    for (int j = 0; j < 16; ++j) e[j] = exp_f32(x[v + j] - shift);
+    lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm256_load_ps(e)));
+    hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_load_ps(e + 8)));
+  }
+  _mm512_store_pd(lane, lo);
+  _mm512_store_pd(lane + 8, hi);
+#elif defined(__AVX2__)
+  __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+  for (; v + 16 <= n; v += 16) {
+    alignas(64) float e[16];
+#pragma omp simd
+    for (int j = 0; j < 16; ++j) e[j] = exp_f32(x[v + j] - shift);
+    for (int q = 0; q < 4; ++q) acc[q] = _mm256_add_pd(acc[q], _mm256_cvtps_pd(_mm_load_ps(e + 4 * q)));
+  }
+  for (int q = 0; q < 4; ++q) _mm256_store_pd(lane + 4 * q, acc[q]);
+#else
+  for (; v + 16 <= n; v += 16)
+    for (int j = 0; j < 16; ++j) lane[j] += static_cast<double>(exp_f32(x[v + j] - shift));
+#endif
+  for (int j = 0; v < n; ++v, ++j) lane[j] += static_cast<double>(exp_f32(x[v] - shift));
+  double s = 0.0;
+  for (double l : lane) s += l;
+  return s;
 }
 
 // log Σ_v exp(x[v]) for one row, max-shifted, summed in f64.
 template <class T>
 double row_lse(const T* x, std::int64_t vocab) {
-  const double m = row_max(x, vocab);
-  if (!std::isfinite(m)) return m;  // all −inf (or an inf/NaN logit): no finite shift exists
   if constexpr (std::is_same_v<T, float>) {
-    // Sixteen interleaved f64 partial sums added in lane order: a fixed order for any build.
-    const float mf = static_cast<float>(m);
-    double lane[16] = {};
-    std::int64_t v = 0;
-    for (; v + 16 <= vocab; v += 16) {
-      float e[16];
-#pragma omp simd
-      for (int j = 0; j < 16; ++j) e[j] = exp_f32(x[v + j] - mf);
-      for (int j = 0; j < 16; ++j) lane[j] += static_cast<double>(e[j]);
-    }
-    for (int j = 0; v < vocab; ++v, ++j) lane[j] += static_cast<double>(exp_f32(x[v] - mf));
-    double s = 0.0;
-    for (double l : lane) s += l;
-    return m + std::log(s);
+    const float m = row_max_f32(x, vocab);
+    if (!std::isfinite(m)) return m;  // all −inf (or an inf logit): no finite shift exists
+    return static_cast<double>(m) + std::log(row_sum_exp_f32(x, vocab, m));
   }
+  double m = -std::numeric_limits<double>::infinity();
+  for (std::int64_t v = 0; v < vocab; ++v) m = std::max(m, static_cast<double>(x[v]));
+  if (!std::isfinite(m)) return m;  // all −inf (or an inf/NaN logit): no finite shift exists
   double s = 0.0;
   for (std::int64_t v = 0; v < vocab; ++v) s += std::exp(static_cast<double>(x[v]) - m);
   return m + std::log(s);
