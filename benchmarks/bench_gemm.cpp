@@ -1,6 +1,7 @@
 // CPU f32 GEMM on the shapes of a training step: GFLOP/s of hone's packed kernel
 // (gemm_strided) and, in the same run, of the Eigen tiling it replaced (gemm_eigen), with the
-// ratio and their largest disagreement relative to Σ|a||b|. Writes JSON.
+// ratio and their largest disagreement relative to Σ|a||b|, and which operand the packed
+// kernel's plan packs once for all tasks ("A", "B" or "-", gemm_plan). Writes JSON.
 //   bench_gemm [--quick] [--filter TEXT] [--json FILE]
 #include <omp.h>
 
@@ -109,6 +110,7 @@ struct Row {
   double flops;
   Timing hone, eigen;
   double rel_err;
+  char share;
   std::string json() const {
     char buf[640];
     std::snprintf(buf, sizeof buf,
@@ -116,13 +118,13 @@ struct Row {
                   "\"count\": %lld, \"dtype\": \"f32\", \"flops\": %.0f, \"hone_ms\": %.3f, "
                   "\"hone_best_ms\": %.3f, \"hone_gflops\": %.2f, \"eigen_ms\": %.3f, "
                   "\"eigen_best_ms\": %.3f, \"eigen_gflops\": %.2f, \"speedup\": %.3f, "
-                  "\"max_rel_err\": %.3g}",
+                  "\"max_rel_err\": %.3g, \"shared_operand\": \"%c\"}",
                   shape.name.c_str(), static_cast<long long>(shape.m),
                   static_cast<long long>(shape.n), static_cast<long long>(shape.k),
                   shape.ta ? 'T' : 'N', shape.tb ? 'T' : 'N', static_cast<long long>(shape.count),
                   flops, hone.median_s * 1e3, hone.best_s * 1e3, flops / hone.best_s * 1e-9,
                   eigen.median_s * 1e3, eigen.best_s * 1e3, flops / eigen.best_s * 1e-9,
-                  eigen.best_s / hone.best_s, rel_err);
+                  eigen.best_s / hone.best_s, rel_err, share);
     return buf;
   }
 };
@@ -159,7 +161,11 @@ Row run(const Shape& s, bool quick) {
     const double mag = scale[i] + (beta != 0 ? std::fabs(c0[i]) : 0.0);
     rel = std::max(rel, std::fabs(static_cast<double>(c_hone[i]) - c_eigen[i]) / mag);
   }
-  return {s, 2.0 * s.count * s.m * s.n * s.k, hone, eigen, rel};
+  const hone::cpu::GemmShare plan = hone::cpu::gemm_plan(g).share;
+  const char share = plan == hone::cpu::GemmShare::kA ? 'A'
+                     : plan == hone::cpu::GemmShare::kB ? 'B'
+                                                        : '-';
+  return {s, 2.0 * s.count * s.m * s.n * s.k, hone, eigen, rel, share};
 }
 
 }  // namespace
@@ -180,8 +186,8 @@ int main(int argc, char** argv) {
   const char* isa = kernel.isa;
   std::printf("kernel %s (%d×%d), %d threads\n", *isa ? isa : "none (Eigen)", kernel.mr,
               kernel.nr, omp_get_max_threads());
-  std::printf("%-20s %6s %6s %6s %3s %5s %10s %10s %8s %9s\n", "op", "m", "n", "k", "op", "count",
-              "hone GF/s", "eigen GF/s", "speedup", "rel err");
+  std::printf("%-20s %6s %6s %6s %3s %5s %10s %10s %8s %9s %6s\n", "op", "m", "n", "k", "op",
+              "count", "hone GF/s", "eigen GF/s", "speedup", "rel err", "shared");
   std::vector<Row> rows;
   double hone_total = 0, eigen_total = 0;
   for (const Shape& s : shapes(quick)) {
@@ -189,11 +195,12 @@ int main(int argc, char** argv) {
     rows.push_back(run(s, quick));
     const Row& r = rows.back();
     hone_total += r.hone.best_s, eigen_total += r.eigen.best_s;
-    std::printf("%-20s %6lld %6lld %6lld  %c%c %5lld %10.1f %10.1f %7.2fx %9.1e\n",
+    std::printf("%-20s %6lld %6lld %6lld  %c%c %5lld %10.1f %10.1f %7.2fx %9.1e %6c\n",
                 s.name.c_str(), static_cast<long long>(s.m), static_cast<long long>(s.n),
                 static_cast<long long>(s.k), s.ta ? 'T' : 'N', s.tb ? 'T' : 'N',
                 static_cast<long long>(s.count), r.flops / r.hone.best_s * 1e-9,
-                r.flops / r.eigen.best_s * 1e-9, r.eigen.best_s / r.hone.best_s, r.rel_err);
+                r.flops / r.eigen.best_s * 1e-9, r.eigen.best_s / r.hone.best_s, r.rel_err,
+                r.share);
     std::fflush(stdout);
   }
   std::printf("GF/s and speedup from the best time of each; the JSON also has the medians\n");

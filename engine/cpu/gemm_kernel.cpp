@@ -1,6 +1,7 @@
 // The packed f32 GEMM (gemm_kernel.h). Each task owns one output tile; for each product of the
 // family and each depth block it packs its rows of op(A) into mr-row micro-panels and its
-// columns of op(B) into nr-column micro-panels (zero-padded at the edges), then runs the
+// columns of op(B) into nr-column micro-panels (zero-padded at the edges), unless the plan has
+// all threads pack one of them once for every task (gemm_plan), then runs the
 // register-blocked micro-kernel over every (panel of A, panel of B) pair. The micro-kernel sums
 // its depth block from zero in one chain of fused multiply-adds per element and adds the result
 // onto C at the store: C's bits depend on the depth blocking (a function of k) alone.
@@ -64,6 +65,60 @@ GemmTiles gemm_tiles(std::int64_t m, std::int64_t n, std::int64_t count) {
   t.row_tiles = ceil_div(m, t.tile_rows);
   t.col_tiles = ceil_div(n, t.tile_cols);
   return t;
+}
+
+namespace {
+
+// Elements of op(A) and op(B) that a grid of tiles packs per step of depth: each tile packs
+// its rows of A and its columns of B.
+std::int64_t packed_per_depth(std::int64_t m, std::int64_t n, const GemmTiles& t) {
+  return m * t.col_tiles + n * t.row_tiles;
+}
+
+// `count` tiles of whole `unit`s over `extent` (the last may be short).
+void split(std::int64_t extent, std::int64_t count, std::int64_t unit, std::int64_t& tile,
+           std::int64_t& tiles) {
+  tile = round_up(ceil_div(extent, count), unit);
+  tiles = ceil_div(extent, tile);
+}
+
+// Columns of a full-height strip when A is shared: narrow enough for a few tasks per thread
+// and for the strip's packed B (kGemmKcMax deep) to stay in L2 with room to spare; B is packed
+// once whatever the width.
+constexpr std::int64_t kShareStripCols = 384;
+// Micro-panels of the shared operand packed by one work item (gemm_packed).
+constexpr std::int64_t kSharePanels = 8;
+
+}  // namespace
+
+GemmPlan gemm_plan(const StridedGemm& g) {
+  GemmPlan plan;
+  plan.tiles = gemm_tiles(g.m, g.n, g.count);
+  if (g.count != 1 || g.reduce != 1 || g.m <= 0 || g.n <= 0 || g.k <= 0) return plan;
+  std::int64_t best = packed_per_depth(g.m, g.n, plan.tiles);
+  // A shared: one row of tiles, full height, so B is packed once as well.
+  if (plan.tiles.col_tiles >= kGemmShareMinReuse && round_up(g.m, kMr) * g.k <= kGemmShareMax &&
+      g.m + g.n < best) {
+    GemmTiles t;
+    t.tile_rows = g.m, t.row_tiles = 1;
+    std::int64_t cols = ceil_div(g.n, kShareStripCols);
+    if (cols < 16 && cols % 2 == 1 && g.n > kNr) ++cols;  // as in gemm_tiles
+    split(g.n, cols, kNr, t.tile_cols, t.col_tiles);
+    best = g.m + g.n;
+    plan = {GemmShare::kA, t};
+  }
+  // B shared: row strips over columns as wide as the plain grid's (whole when n ≤ 768), so A
+  // is packed once per column of tiles. Taken on a tie only when its packed operand is smaller.
+  GemmTiles t;
+  split(g.n, ceil_div(g.n, kGemmTaskColsMax), kNr, t.tile_cols, t.col_tiles);
+  std::int64_t rows = ceil_div(g.m, kGemmTaskRowsMax);
+  if (rows * t.col_tiles < 16 && rows * t.col_tiles % 2 == 1 && g.m > kMr) ++rows;
+  split(g.m, rows, kMr, t.tile_rows, t.row_tiles);
+  const std::int64_t cost = g.m * t.col_tiles + g.n;
+  if (plan.tiles.row_tiles >= kGemmShareMinReuse && round_up(g.n, kNr) * g.k <= kGemmShareMax &&
+      (cost < best || (cost == best && plan.share == GemmShare::kA && g.n < g.m)))
+    plan = {GemmShare::kB, t};
+  return plan;
 }
 
 #if !defined(HONE_GEMM_KERNEL)
@@ -245,33 +300,58 @@ __attribute__((noinline)) void pack_transposed(const float* src, std::int64_t ld
 #pragma GCC diagnostic pop
 #endif
 
+// d[0:live] = s[0:live], d[live:width] = 0: one depth step of a micro-panel from an operand
+// whose panel's elements are contiguous.
+template <int width>
+inline void copy_step(float* d, const float* s, int live) {
+#if defined(__AVX512F__)
+  // Masked 16-lane moves: no scalar tail, and never a read past s[live - 1].
+#pragma GCC unroll 4
+  for (int v = 0; v < width; v += 16) {
+    const int n = std::min(16, width - v);
+    const __mmask16 out = Vec::lanes(n);
+    const __mmask16 in = live > v ? Vec::lanes(live - v) & out : __mmask16(0);
+    _mm512_mask_storeu_ps(d + v, out, _mm512_maskz_loadu_ps(in, s + v));
+  }
+#else
+  if (live == width) {
+    std::memcpy(d, s, sizeof(float) * width);
+  } else {
+    for (int j = 0; j < live; ++j) d[j] = s[j];
+    for (int j = live; j < width; ++j) d[j] = 0.0f;
+  }
+#endif
+}
+
 // Rows [r0, r0 + rows) × depth [p0, p0 + kc) of op(A) into kMr-row micro-panels: panel q holds
 // rows q·kMr.. as pa[q·kMr·kc + p·kMr + i], rows past the edge zero.
 void pack_a(const float* a, const StridedGemm& g, std::int64_t r0, std::int64_t rows,
             std::int64_t p0, std::int64_t kc, float* pa) {
+  if (g.trans_a) {  // A stored k×m: op(A)[i][p] = a[p·m + i], rows contiguous
+    // Along each source row (all the tile's rows of op(A) at one depth, one contiguous run),
+    // then down: the hardware prefetcher follows that, not a walk down a narrow column.
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const float* s = a + (p0 + p) * g.m + r0;
+      for (std::int64_t q = 0; q < rows; q += kMr)
+        copy_step<kMr>(pa + q * kc + p * kMr, s + q,
+                       static_cast<int>(std::min<std::int64_t>(kMr, rows - q)));
+    }
+    return;
+  }
+  // A stored m×k: op(A)[i][p] = a[i·k + p], depth contiguous
   for (std::int64_t q = 0; q < rows; q += kMr) {
     const int live = static_cast<int>(std::min<std::int64_t>(kMr, rows - q));
     float* dst = pa + q * kc;
-    if (g.trans_a) {  // A stored k×m: op(A)[i][p] = a[p·m + i], rows contiguous
-      const float* src = a + p0 * g.m + r0 + q;
-      for (std::int64_t p = 0; p < kc; ++p) {
-        const float* s = src + p * g.m;
-        float* d = dst + p * kMr;
-        for (int i = 0; i < live; ++i) d[i] = s[i];
-        for (int i = live; i < kMr; ++i) d[i] = 0.0f;
-      }
-    } else {  // A stored m×k: op(A)[i][p] = a[i·k + p], depth contiguous
-      const float* src = a + (r0 + q) * g.k + p0;
+    const float* src = a + (r0 + q) * g.k + p0;
 #if defined(__AVX512F__)
-      pack_transposed(src, g.k, live, kc, dst, kMr, kMr);
+    pack_transposed(src, g.k, live, kc, dst, kMr, kMr);
 #else
-      for (std::int64_t p = 0; p < kc; ++p) {
-        float* d = dst + p * kMr;
-        for (int i = 0; i < live; ++i) d[i] = src[i * g.k + p];
-        for (int i = live; i < kMr; ++i) d[i] = 0.0f;
-      }
-#endif
+    for (std::int64_t p = 0; p < kc; ++p) {
+      float* d = dst + p * kMr;
+      for (int i = 0; i < live; ++i) d[i] = src[i * g.k + p];
+      for (int i = live; i < kMr; ++i) d[i] = 0.0f;
     }
+#endif
   }
 }
 
@@ -279,36 +359,32 @@ void pack_a(const float* a, const StridedGemm& g, std::int64_t r0, std::int64_t 
 // holds columns s·kNr.. as pb[s·kNr·kc + p·kNr + j], columns past the edge zero.
 void pack_b(const float* b, const StridedGemm& g, std::int64_t c0, std::int64_t cols,
             std::int64_t p0, std::int64_t kc, float* pb) {
+  if (!g.trans_b) {  // B stored k×n: op(B)[p][j] = b[p·n + j], columns contiguous
+    for (std::int64_t p = 0; p < kc; ++p) {  // row by row, as pack_a does
+      const float* sp = b + (p0 + p) * g.n + c0;
+      for (std::int64_t s = 0; s < cols; s += kNr)
+        copy_step<kNr>(pb + s * kc + p * kNr, sp + s,
+                       static_cast<int>(std::min<std::int64_t>(kNr, cols - s)));
+    }
+    return;
+  }
+  // B stored n×k: op(B)[p][j] = b[j·k + p], depth contiguous
   for (std::int64_t s = 0; s < cols; s += kNr) {
     const int live = static_cast<int>(std::min<std::int64_t>(kNr, cols - s));
     float* dst = pb + s * kc;
-    if (!g.trans_b) {  // B stored k×n: op(B)[p][j] = b[p·n + j], columns contiguous
-      const float* src = b + p0 * g.n + c0 + s;
-      for (std::int64_t p = 0; p < kc; ++p) {
-        const float* sp = src + p * g.n;
-        float* d = dst + p * kNr;
-        if (live == kNr) {
-          std::memcpy(d, sp, sizeof(float) * kNr);
-        } else {
-          for (int j = 0; j < live; ++j) d[j] = sp[j];
-          for (int j = live; j < kNr; ++j) d[j] = 0.0f;
-        }
-      }
-    } else {  // B stored n×k: op(B)[p][j] = b[j·k + p], depth contiguous
-      const float* src = b + (c0 + s) * g.k + p0;
+    const float* src = b + (c0 + s) * g.k + p0;
 #if defined(__AVX512F__)
-      for (int v = 0; v < kNr; v += 16) {
-        const int rows = std::max(0, std::min(16, live - v));
-        pack_transposed(src + v * g.k, g.k, rows, kc, dst + v, kNr, 16);
-      }
-#else
-      for (std::int64_t p = 0; p < kc; ++p) {
-        float* d = dst + p * kNr;
-        for (int j = 0; j < live; ++j) d[j] = src[j * g.k + p];
-        for (int j = live; j < kNr; ++j) d[j] = 0.0f;
-      }
-#endif
+    for (int v = 0; v < kNr; v += 16) {
+      const int rows = std::max(0, std::min(16, live - v));
+      pack_transposed(src + v * g.k, g.k, rows, kc, dst + v, kNr, 16);
     }
+#else
+    for (std::int64_t p = 0; p < kc; ++p) {
+      float* d = dst + p * kNr;
+      for (int j = 0; j < live; ++j) d[j] = src[j * g.k + p];
+      for (int j = live; j < kNr; ++j) d[j] = 0.0f;
+    }
+#endif
   }
 }
 
@@ -340,10 +416,30 @@ void scale_tile(float* c, std::int64_t ldc, std::int64_t rows, std::int64_t cols
   }
 }
 
-// Rows [r0, r0 + rows) × columns [c0, c0 + cols) of output matrix `i` of the family.
+// The packed operand shared by every task of a product (gemm_plan), owned by the calling
+// thread: allocated at the largest size it has needed so far.
+float* shared_buffer(std::int64_t floats) {
+  struct Arena {
+    float* data = nullptr;
+    std::int64_t size = 0;
+    ~Arena() { ::operator delete[](data, std::align_val_t(64)); }
+  };
+  thread_local Arena arena;
+  if (arena.size < floats) {
+    ::operator delete[](arena.data, std::align_val_t(64));
+    arena.data = nullptr, arena.size = 0;  // consistent should the allocation throw
+    arena.data = new (std::align_val_t(64)) float[floats];
+    arena.size = floats;
+  }
+  return arena.data;
+}
+
+// Rows [r0, r0 + rows) × columns [c0, c0 + cols) of output matrix `i` of the family. A
+// non-null shared_a (shared_b) holds all of op(A) (op(B)) already packed, depth block after
+// depth block, each as the micro-panels pack_a (pack_b) writes for the whole height (width).
 void run_tile(const float* a, const float* b, float* c, const StridedGemm& g, std::int64_t i,
               std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, float alpha,
-              float beta) {
+              float beta, const float* shared_a, const float* shared_b) {
   float* ct = c + i * g.c_step + r0 * g.n + c0;
   if (g.reduce <= 0 || g.k <= 0) {
     scale_tile(ct, g.n, rows, cols, beta);
@@ -359,8 +455,12 @@ void run_tile(const float* a, const float* b, float* c, const StridedGemm& g, st
     for (std::int64_t blk = 0; blk < blocks; ++blk) {
       const std::int64_t p0 = blk * block_depth;
       const std::int64_t kc = std::min(block_depth, g.k - p0);
-      pack_a(ap, g, r0, rows, p0, kc, buf.a);
-      pack_b(bp, g, c0, cols, p0, kc, buf.b);
+      const float* pa = buf.a;
+      const float* pb = buf.b;
+      if (shared_a != nullptr) pa = shared_a + p0 * round_up(g.m, kMr) + r0 * kc;
+      else pack_a(ap, g, r0, rows, p0, kc, buf.a);
+      if (shared_b != nullptr) pb = shared_b + p0 * round_up(g.n, kNr) + c0 * kc;
+      else pack_b(bp, g, c0, cols, p0, kc, buf.b);
       Epilogue e{Store::kAccumulate, alpha, beta};
       if (r == 0 && blk == 0 && beta != 1.0f)
         e.store = beta == 0.0f ? Store::kOverwrite : Store::kScale;
@@ -371,7 +471,7 @@ void run_tile(const float* a, const float* b, float* c, const StridedGemm& g, st
         const MicroKernel kernel = kernel_for_rows[live_rows - 1];
         for (std::int64_t s = 0; s < cols; s += kNr) {
           const int live_cols = static_cast<int>(std::min<std::int64_t>(kNr, cols - s));
-          kernel(kc, buf.a + q * kc, buf.b + s * kc, ct + q * g.n + s, g.n, live_cols, e);
+          kernel(kc, pa + q * kc, pb + s * kc, ct + q * g.n + s, g.n, live_cols, e);
         }
       }
     }
@@ -383,23 +483,49 @@ void run_tile(const float* a, const float* b, float* c, const StridedGemm& g, st
 void gemm_packed(const float* a, const float* b, float* c, const StridedGemm& g, float alpha,
                  float beta) {
   if (g.m <= 0 || g.n <= 0 || g.count <= 0) return;
-  const GemmTiles t = gemm_tiles(g.m, g.n, g.count);
+  const GemmPlan plan = gemm_plan(g);
+  const GemmTiles& t = plan.tiles;
   const std::int64_t per_matrix = t.row_tiles * t.col_tiles;
   const std::int64_t tasks = g.count * per_matrix;
   const double work = static_cast<double>(g.count) * static_cast<double>(g.reduce) *
                       static_cast<double>(g.m) * static_cast<double>(g.n) *
                       static_cast<double>(g.k);
+  // The shared operand (plan.share), packed in micro-panels by every thread before any task
+  // starts; the end of that loop is the team's only extra barrier.
+  const bool share_a = plan.share == GemmShare::kA;
+  const std::int64_t extent = share_a ? g.m : g.n, unit = share_a ? kMr : kNr;
+  // Items of kSharePanels micro-panels: long enough runs of the source rows for pack_a/pack_b.
+  const std::int64_t span = kSharePanels * unit;
+  const std::int64_t items = plan.share == GemmShare::kNone ? 0 : ceil_div(extent, span);
+  const std::int64_t blocks = ceil_div(g.k, kGemmKcMax);
+  const std::int64_t block_depth = blocks > 0 ? ceil_div(g.k, blocks) : 0;
+  float* shared = items > 0 ? shared_buffer(round_up(extent, unit) * g.k) : nullptr;
   // Tiles have fixed bounds and every element's sum runs in the same order in any tile, so which
-  // thread runs a task (and how many there are) does not change a bit. Dynamic scheduling
-  // balances ragged edge tiles.
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && work >= kGemmMinParallelWork)
-  for (std::int64_t task = 0; task < tasks; ++task) {
-    const std::int64_t i = task / per_matrix;
-    const std::int64_t tile = task % per_matrix;
-    const std::int64_t r0 = (tile / t.col_tiles) * t.tile_rows;
-    const std::int64_t c0 = (tile % t.col_tiles) * t.tile_cols;
-    run_tile(a, b, c, g, i, r0, std::min(t.tile_rows, g.m - r0), c0,
-             std::min(t.tile_cols, g.n - c0), alpha, beta);
+  // thread runs a task (and how many there are) does not change a bit; nor does which one packs
+  // a panel. Dynamic scheduling balances ragged edge tiles.
+#pragma omp parallel if (tasks > 1 && work >= kGemmMinParallelWork)
+  {
+    if (items > 0) {  // the same on every thread
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t item = 0; item < blocks * items; ++item) {
+        const std::int64_t p0 = (item / items) * block_depth, q = (item % items) * span;
+        const std::int64_t kc = std::min(block_depth, g.k - p0);
+        const std::int64_t live = std::min(span, extent - q);
+        float* dst = shared + p0 * round_up(extent, unit) + q * kc;
+        if (share_a) pack_a(a, g, q, live, p0, kc, dst);
+        else pack_b(b, g, q, live, p0, kc, dst);
+      }
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t task = 0; task < tasks; ++task) {
+      const std::int64_t i = task / per_matrix;
+      const std::int64_t tile = task % per_matrix;
+      const std::int64_t r0 = (tile / t.col_tiles) * t.tile_rows;
+      const std::int64_t c0 = (tile % t.col_tiles) * t.tile_cols;
+      run_tile(a, b, c, g, i, r0, std::min(t.tile_rows, g.m - r0), c0,
+               std::min(t.tile_cols, g.n - c0), alpha, beta, share_a ? shared : nullptr,
+               plan.share == GemmShare::kB ? shared : nullptr);
+    }
   }
 }
 

@@ -43,6 +43,27 @@ struct GemmTiles {
 };
 GemmTiles gemm_tiles(std::int64_t m, std::int64_t n, std::int64_t count);
 
+// Packing once what tiles share. In the plain grid each task packs its rows of op(A) and its
+// columns of op(B), so every tile of a row packs the same A again and every tile of a column the
+// same B. For a single product (count = reduce = 1) the smaller operand, if its packed form
+// holds at most kGemmShareMax floats, can instead be packed once for the whole product, by all
+// threads together, before the tasks start: with A shared, tasks are full-height column strips
+// (B packed once too); with B shared, row strips. Sharing costs a barrier, and tasks then read
+// panels another core packed (from its cache), so it is only considered where the plain grid
+// packs the shared operand at least kGemmShareMinReuse times: on the training-step shapes
+// (bench_gemm) that is the output layer (vocabulary × hidden), a few percent faster, not the 2-4
+// tiles of the other products, a few percent slower. gemm_plan then picks whichever packs the
+// fewest elements, the plain grid on ties. Like the tiles, the plan depends only on the shapes,
+// and the bits not at all.
+enum class GemmShare { kNone, kA, kB };
+inline constexpr std::int64_t kGemmShareMax = std::int64_t{1} << 22;
+inline constexpr std::int64_t kGemmShareMinReuse = 8;
+struct GemmPlan {
+  GemmShare share = GemmShare::kNone;
+  GemmTiles tiles;
+};
+GemmPlan gemm_plan(const StridedGemm& g);
+
 // The packed GEMM: same contract as gemm_strided (matmul.h) for an already flattened family of
 // products. Only built with a kernel (gemm_kernel_info().isa non-empty); otherwise it throws.
 void gemm_packed(const float* a, const float* b, float* c, const StridedGemm& g, float alpha,

@@ -5,8 +5,10 @@
 // element's tile lies.
 #include <omp.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -270,4 +272,92 @@ TEST_CASE("gemm tiles depend only on the shape and cover it", "[cpu][gemm]") {
         const std::int64_t tasks = count * t.row_tiles * t.col_tiles;
         if (tasks < 16 && n > 32) CHECK(tasks % 2 == 0);
       }
+}
+
+TEST_CASE("gemm plan shares an operand only where the plain grid packs it many times",
+          "[cpu][gemm]") {
+  using hone::cpu::GemmShare;
+  const auto plan = [](std::int64_t m, std::int64_t n, std::int64_t k, bool ta, bool tb,
+                       std::int64_t count = 1) {
+    return hone::cpu::gemm_plan(family(m, n, k, ta, tb, count));
+  };
+  // The output layer of a training step: its activations (A, forward) or its input (B, weight
+  // gradient) would be packed by each of dozens of tiles.
+  CHECK(plan(512, 32000, 512, false, true).share == GemmShare::kA);
+  CHECK(plan(32000, 512, 512, true, false).share == GemmShare::kB);
+  // Products of 2-4 tiles, batches, and operands too large to hold packed keep the plain grid.
+  CHECK(plan(512, 512, 512, false, true).share == GemmShare::kNone);
+  CHECK(plan(512, 1408, 512, false, false).share == GemmShare::kNone);
+  CHECK(plan(256, 256, 64, false, true, 12).share == GemmShare::kNone);
+  CHECK(plan(512, 32000, 512, false, true, 2).share == GemmShare::kNone);
+  CHECK(plan(256, 768, 50257, false, false).share == GemmShare::kNone);
+  for (std::int64_t m : {1, 100, 512, 3000, 32000})
+    for (std::int64_t n : {1, 100, 800, 6200, 50257})
+      for (std::int64_t k : {1, 400, 9000}) {
+        const hone::cpu::GemmPlan p = plan(m, n, k, false, false);
+        const hone::cpu::GemmTiles& t = p.tiles;
+        INFO("m " << m << " n " << n << " k " << k << " share " << static_cast<int>(p.share));
+        CHECK(t.row_tiles * t.tile_rows >= m);
+        CHECK((t.row_tiles - 1) * t.tile_rows < m);
+        CHECK(t.col_tiles * t.tile_cols >= n);
+        CHECK((t.col_tiles - 1) * t.tile_cols < n);
+        if (p.share == GemmShare::kA) {
+          CHECK(t.row_tiles == 1);  // every task reads all of the shared A
+          CHECK(m * k <= hone::cpu::kGemmShareMax);
+          CHECK(t.tile_cols <= hone::cpu::kGemmTaskColsMax);
+        } else if (p.share == GemmShare::kB) {
+          CHECK(n * k <= hone::cpu::kGemmShareMax);
+          CHECK(t.tile_rows <= hone::cpu::kGemmTaskRowsMax + 16);
+          CHECK(t.tile_cols <= hone::cpu::kGemmTaskColsMax);
+        }
+      }
+}
+
+TEST_CASE("gemm kernel with a shared operand matches f64 and the plain grid's bits",
+          "[cpu][gemm]") {
+  if (hone::cpu::gemm_kernel_info().isa[0] == '\0') {
+    WARN("no packed kernel in this build");
+    return;
+  }
+  struct Case {
+    std::int64_t m, n, k;
+    bool ta, tb;
+    hone::cpu::GemmShare share;
+  };
+  // Two depth blocks, ragged edges; B shared with two columns of tiles.
+  std::vector<Case> cases;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      cases.push_back({100, 6200, 400, ta, tb, hone::cpu::GemmShare::kA});
+  cases.push_back({2900, 790, 390, true, false, hone::cpu::GemmShare::kB});
+  cases.push_back({2900, 790, 390, false, true, hone::cpu::GemmShare::kB});
+  const int saved = omp_get_max_threads();
+  for (const Case& cs : cases) {
+    const StridedGemm g = family(cs.m, cs.n, cs.k, cs.ta, cs.tb);
+    INFO("m " << cs.m << " n " << cs.n << " k " << cs.k << " trans " << cs.ta << cs.tb);
+    REQUIRE(hone::cpu::gemm_plan(g).share == cs.share);
+    const std::vector<float> a = uniform(a_size(g), 21), b = uniform(b_size(g), 22);
+    const std::vector<float> c0 = uniform(c_size(g), 23);
+    std::vector<std::vector<float>> outs;
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      outs.push_back(c0);
+      hone::cpu::gemm_strided(a.data(), b.data(), outs.back().data(), g, 0.5f, 1.0f);
+    }
+    omp_set_num_threads(saved);
+    CHECK(check_against_f64(a, b, c0, outs[0], g, 0.5f, 1.0f) == "");
+    CHECK(bitwise_equal(outs[0], outs[1]));
+    CHECK(bitwise_equal(outs[0], outs[2]));
+    // The same product twice over as a batch of two (operands shared by both entries): batches
+    // take the plain grid, where every tile packs its own panels. Same bits.
+    StridedGemm pair = g;
+    pair.count = 2, pair.a_step = 0, pair.b_step = 0;
+    REQUIRE(hone::cpu::gemm_plan(pair).share == hone::cpu::GemmShare::kNone);
+    std::vector<float> both(2 * c0.size());
+    std::copy(c0.begin(), c0.end(), both.begin());
+    std::copy(c0.begin(), c0.end(), both.begin() + static_cast<std::ptrdiff_t>(c0.size()));
+    hone::cpu::gemm_strided(a.data(), b.data(), both.data(), pair, 0.5f, 1.0f);
+    CHECK(bitwise_equal(std::vector<float>(both.begin(), both.begin() + c0.size()), outs[0]));
+    CHECK(bitwise_equal(std::vector<float>(both.begin() + c0.size(), both.end()), outs[0]));
+  }
 }
