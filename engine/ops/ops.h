@@ -194,6 +194,14 @@ struct AdamWArgs {
 // (CUDA: bf16, written by the same kernel) — the compute copy of fp32 master weights.
 void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                 const AdamWArgs& args, const Tensor& param_copy = {});
+// The same step over a group of tensors sharing the hyper-parameters (e.g. every matrix of a
+// model): the same values as adamw_step on each in turn. CUDA: every tensor on one device, one
+// multi-tensor launch per gradient dtype instead of one per tensor. Errors name tensors[i].
+struct AdamWTensors {
+  Tensor param, grad, m, v;
+  Tensor param_copy;  // optional, as above
+};
+void adamw_step(const std::vector<AdamWTensors>& tensors, const AdamWArgs& args);
 // sqrt(Σ g²) over all tensors, accumulated in f64 in a fixed order. CUDA: grads f32 or bf16,
 // reduced on the device in a fixed order (fp32 within chunks); waits for the result.
 double grad_norm(const std::vector<Tensor>& grads);

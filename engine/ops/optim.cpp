@@ -58,8 +58,8 @@ void check_adamw_args(std::string_view op, const AdamWArgs& args) {
 }
 
 #ifdef HONE_CUDA_OPTIM
-kernels::OptimGradType grad_type(const Tensor& g) {
-  return g.dtype() == DType::bf16 ? kernels::OptimGradType::bf16 : kernels::OptimGradType::f32;
+kernels::OptimGradType grad_type(DType g) {
+  return g == DType::bf16 ? kernels::OptimGradType::bf16 : kernels::OptimGradType::f32;
 }
 
 // The kernel takes one gradient dtype per launch: one launch for the f32 gradients, one for the
@@ -88,8 +88,7 @@ double cuda_grad_norm(const std::vector<Tensor>& grads) {
     kernels::GradNormParams p;
     p.tensors = table[k].data();
     p.count = static_cast<int>(table[k].size());
-    p.grad_type = groups[k] == DType::bf16 ? kernels::OptimGradType::bf16
-                                           : kernels::OptimGradType::f32;
+    p.grad_type = grad_type(groups[k]);
     p.workspace = ws[k]->get();
     p.norm = static_cast<float*>(norms.get()) + k;
     kernels::grad_norm(p, stream);
@@ -124,77 +123,111 @@ double checked_grad_norm(std::string_view op, const std::vector<Tensor>& grads) 
 
 }  // namespace
 
-void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
-                const AdamWArgs& args, const Tensor& param_copy) {
-  constexpr std::string_view op = "adamw_step";
-  if (param_copy.defined() && param.defined()) {
-    expect_shape(op, "param_copy", param_copy, param.shape(), described("param", param));
-    expect_device(op, "param_copy", param_copy, "param", param);
-    if (param.device().is_cuda()) expect_cuda_dtype(op, "param_copy", param_copy, {DType::bf16});
+namespace {
+
+// Validates one set of AdamW tensors; argument names carry `prefix` ("tensors[3]." in a group).
+void check_adamw_tensors(std::string_view op, const std::string& prefix, const AdamWTensors& e) {
+  const std::string param = prefix + "param";
+  if (e.param_copy.defined() && e.param.defined()) {
+    expect_shape(op, prefix + "param_copy", e.param_copy, e.param.shape(), described(param, e.param));
+    expect_device(op, prefix + "param_copy", e.param_copy, param, e.param);
+    if (e.param.device().is_cuda()) expect_cuda_dtype(op, prefix + "param_copy", e.param_copy, {DType::bf16});
   }
-  if (param.defined() && param.device().is_cuda()) {
-    // fp32 master weights and moments; the gradient in f32 or bf16.
-    expect_cuda_dtype(op, "param", param, {DType::f32});
-    const std::string from = described("param", param);
-    for (const auto& [name, t] : {std::pair<const char*, const Tensor*>{"grad", &grad}, {"m", &m},
-                                  {"v", &v}}) {
-      if (t == &grad)
-        expect_cuda_dtype(op, name, *t, {DType::f32, DType::bf16});
-      else
-        expect_dtype(op, name, *t, "param", param);
-      expect_shape(op, name, *t, param.shape(), from);
-      expect_device(op, name, *t, "param", param);
-    }
-    check_adamw_args(op, args);
+  const bool cuda = e.param.defined() && e.param.device().is_cuda();
+  if (cuda)  // fp32 master weights and moments; the gradient in f32 or bf16
+    expect_cuda_dtype(op, param, e.param, {DType::f32});
+  else
+    expect_float(op, param, e.param);
+  const std::string from = described(param, e.param);
+  for (const auto& [name, t] : {std::pair<const char*, const Tensor*>{"grad", &e.grad}, {"m", &e.m},
+                                {"v", &e.v}}) {
+    const std::string full = prefix + name;
+    if (cuda && t == &e.grad)
+      expect_cuda_dtype(op, full, *t, {DType::f32, DType::bf16});
+    else
+      expect_dtype(op, full, *t, param, e.param);
+    expect_shape(op, full, *t, e.param.shape(), from);
+    expect_device(op, full, *t, param, e.param);
+  }
+}
+
+void cpu_adamw(const AdamWTensors& e, const AdamWArgs& args) {
+  dispatch_float("adamw_step", e.param.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    cpu::AdamWScalars a;
+    a.lr = args.lr, a.beta1 = args.beta1, a.beta2 = args.beta2, a.eps = args.eps;
+    a.weight_decay = args.weight_decay, a.step = args.step, a.grad_scale = args.grad_scale;
+    cpu::adamw_step<T>(e.param.data<T>(), e.grad.data<T>(), e.m.data<T>(), e.v.data<T>(), e.param.numel(), a);
+  });
+  if (e.param_copy.defined())
+    e.param_copy.copy_from(e.param_copy.dtype() == e.param.dtype() ? e.param : e.param.to(e.param_copy.dtype()));
+}
+
 #ifdef HONE_CUDA_OPTIM
-    if (param.numel() == 0) return;
-    cuda::DeviceGuard device(param.device().index);
-    kernels::AdamWTensor t;
-    t.param = param.data<float>();
-    t.m = m.data<float>();
-    t.v = v.data<float>();
-    t.grad = grad.raw();
-    t.param_bf16 = param_copy.defined() ? param_copy.raw() : nullptr;
-    t.n = param.numel();
+// One multi-tensor launch per gradient dtype (f32 gradients first, then bf16), all on the
+// current stream of the tensors' device.
+void cuda_adamw(const std::vector<AdamWTensors>& group, const AdamWArgs& args) {
+  cuda::DeviceGuard device(group[0].param.device().index);
+  Tensor scale;  // a device scalar when the gradients are scaled; kept until the kernels ran
+  if (args.grad_scale != 1.0)
+    scale = Tensor::from_vector<float>({1}, {static_cast<float>(args.grad_scale)}).to(group[0].param.device());
+  for (const DType gdt : {DType::f32, DType::bf16}) {
+    std::vector<kernels::AdamWTensor> table;
+    for (const AdamWTensors& e : group) {
+      if (e.grad.dtype() != gdt || e.param.numel() == 0) continue;
+      kernels::AdamWTensor t;
+      t.param = e.param.data<float>();
+      t.m = e.m.data<float>();
+      t.v = e.v.data<float>();
+      t.grad = e.grad.raw();
+      t.param_bf16 = e.param_copy.defined() ? e.param_copy.raw() : nullptr;
+      t.n = e.param.numel();
+      table.push_back(t);
+    }
+    if (table.empty()) continue;
     kernels::AdamWParams p;
-    p.tensors = &t;
-    p.count = 1;
-    p.grad_type = grad_type(grad);
+    p.tensors = table.data();
+    p.count = static_cast<int>(table.size());
+    p.grad_type = grad_type(gdt);
     p.lr = args.lr, p.beta1 = args.beta1, p.beta2 = args.beta2, p.eps = args.eps;
     p.weight_decay = args.weight_decay;
     p.step = args.step;
-    if (args.grad_scale == 1.0) {
-      kernels::adamw_step(p, cuda::current_stream());
-      return;
-    }
-    const Tensor scale = Tensor::from_vector<float>({1}, {static_cast<float>(args.grad_scale)}).to(param.device());
-    p.grad_scale = scale.data<float>();
+    p.grad_scale = scale.defined() ? scale.data<float>() : nullptr;
     kernels::adamw_step(p, cuda::current_stream());
-    CUDA_CHECK(cudaStreamSynchronize(cuda::current_stream()));  // before `scale` is freed
+  }
+  if (scale.defined()) CUDA_CHECK(cudaStreamSynchronize(cuda::current_stream()));  // before `scale` is freed
+}
+#endif
+
+void adamw_group(std::string_view op, const std::vector<AdamWTensors>& group, const AdamWArgs& args,
+                 bool indexed) {
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    const std::string prefix = indexed ? "tensors[" + std::to_string(i) + "]." : "";
+    check_adamw_tensors(op, prefix, group[i]);
+    if (i > 0) expect_device(op, prefix + "param", group[i].param, "tensors[0].param", group[0].param);
+  }
+  check_adamw_args(op, args);
+  if (group.empty()) return;
+  if (group[0].param.device().is_cuda()) {
+#ifdef HONE_CUDA_OPTIM
+    cuda_adamw(group, args);
     return;
 #else
     cuda_unavailable(op, "optim");
 #endif
   }
-  expect_float(op, "param", param);
-  const std::string from = described("param", param);
-  auto like_param = [&](std::string_view name, const Tensor& t) {
-    expect_dtype(op, name, t, "param", param);
-    expect_shape(op, name, t, param.shape(), from);
-    expect_device(op, name, t, "param", param);
-  };
-  like_param("grad", grad);
-  like_param("m", m);
-  like_param("v", v);
-  check_adamw_args(op, args);
-  dispatch_float(op, param.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    cpu::AdamWScalars a;
-    a.lr = args.lr, a.beta1 = args.beta1, a.beta2 = args.beta2, a.eps = args.eps;
-    a.weight_decay = args.weight_decay, a.step = args.step, a.grad_scale = args.grad_scale;
-    cpu::adamw_step<T>(param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), param.numel(), a);
-  });
-  if (param_copy.defined()) param_copy.copy_from(param_copy.dtype() == param.dtype() ? param : param.to(param_copy.dtype()));
+  for (const AdamWTensors& e : group) cpu_adamw(e, args);
+}
+
+}  // namespace
+
+void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                const AdamWArgs& args, const Tensor& param_copy) {
+  adamw_group("adamw_step", {AdamWTensors{param, grad, m, v, param_copy}}, args, false);
+}
+
+void adamw_step(const std::vector<AdamWTensors>& tensors, const AdamWArgs& args) {
+  adamw_group("adamw_step", tensors, args, true);
 }
 
 double grad_norm(const std::vector<Tensor>& grads) { return checked_grad_norm("grad_norm", grads); }

@@ -186,17 +186,28 @@ StepMetrics Trainer::step() {
   adam.eps = c.eps;
   adam.step = step_no;
   if (c.max_grad_norm > 0 && !clip_in_place) adam.grad_scale = ops::clip_coefficient(m.grad_norm, c.max_grad_norm);
+  // Two groups, matrices (decayed) and the rest, each one multi-tensor step (one launch on a
+  // device).
+  std::vector<ops::AdamWTensors> decayed, plain;
   for (const model::Param& p : t.trainable_named()) {
     const std::int64_t offset = model::offset_in(p.value, t.trainable_params());
     const std::int64_t n = p.value.numel();
-    adam.weight_decay = p.value.ndim() >= 2 ? c.weight_decay : 0.0;
-    if (s.master.defined())  // fp32 master weights; the model's bf16 weights are their rounding
-      ops::adamw_step(s.master.slice(offset, offset + n), p.grad.view({n}), s.m.slice(offset, offset + n),
-                      s.v.slice(offset, offset + n), adam, p.value.view({n}));
-    else
-      ops::adamw_step(p.value.view({n}), p.grad.view({n}), s.m.slice(offset, offset + n),
-                      s.v.slice(offset, offset + n), adam);
+    ops::AdamWTensors e;
+    e.grad = p.grad.view({n});
+    e.m = s.m.slice(offset, offset + n);
+    e.v = s.v.slice(offset, offset + n);
+    if (s.master.defined()) {  // fp32 master weights; the model's bf16 weights are their rounding
+      e.param = s.master.slice(offset, offset + n);
+      e.param_copy = p.value.view({n});
+    } else {
+      e.param = p.value.view({n});
+    }
+    (p.value.ndim() >= 2 ? decayed : plain).push_back(e);
   }
+  adam.weight_decay = c.weight_decay;
+  ops::adamw_step(decayed, adam);
+  adam.weight_decay = 0.0;
+  ops::adamw_step(plain, adam);
   s.step = step_no;
   synchronize(t.device());  // the step's time includes its last kernels (AdamW)
   m.tokens = static_cast<std::int64_t>(counts[1]);

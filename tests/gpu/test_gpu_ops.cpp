@@ -503,6 +503,37 @@ TEST_CASE("ops adamw_step on cuda reads the gradient times grad_scale, leaving i
   CHECK(close(mu, m32, tol) != "");
 }
 
+TEST_CASE("ops adamw_step over a group on cuda equals the per-tensor steps", HONE_DEVICE_TAG) {
+  // f32 and bf16 gradients in one group (one launch each), compute copies on some, a scale.
+  const std::vector<std::int64_t> sizes = {5, 1000, 4097, 64};
+  const std::vector<DType> gdts = {DType::f32, DType::bf16, DType::f32, DType::bf16};
+  std::vector<ops::AdamWTensors> group, single;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const std::int64_t n = sizes[i];
+    const std::uint64_t seed = 7200 + 10 * i;
+    const Tensor p0 = test::random_tensor({n}, DType::f32, seed);
+    const Tensor m0 = test::random_tensor({n}, DType::f32, seed + 1, -1e-2, 1e-2);
+    const Tensor v0 = test::random_tensor({n}, DType::f32, seed + 2, 0.0, 1e-3);
+    const Tensor g = gpu(test::random_tensor({n}, gdts[i], seed + 3));
+    const bool copy = i % 2 == 0;
+    group.push_back({gpu(p0), g, gpu(m0), gpu(v0), copy ? poisoned_gpu({n}, DType::bf16) : Tensor()});
+    single.push_back({gpu(p0), g, gpu(m0), gpu(v0), copy ? poisoned_gpu({n}, DType::bf16) : Tensor()});
+  }
+  ops::AdamWArgs args;
+  args.lr = 1e-3;
+  args.weight_decay = 0.05;
+  args.step = 3;
+  args.grad_scale = 0.25;
+  ops::adamw_step(group, args);
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    INFO("tensor " << i);
+    const ops::AdamWTensors& e = single[i];
+    ops::adamw_step(e.param, e.grad, e.m, e.v, args, e.param_copy);
+    CHECK(all_bytes({group[i].param, group[i].m, group[i].v}) == all_bytes({e.param, e.m, e.v}));
+    if (e.param_copy.defined()) CHECK(bytes(group[i].param_copy) == bytes(e.param_copy));
+  }
+}
+
 TEST_CASE("ops grad_norm and clip_grad_norm on cuda match the CPU ops", HONE_DEVICE_TAG) {
   // Mixed f32 and bf16 gradients (one launch per dtype), and each dtype alone.
   const std::vector<std::pair<DType, std::int64_t>> mixed = {

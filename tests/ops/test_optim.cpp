@@ -300,6 +300,37 @@ TEST_CASE("adamw grad_scale equals a pre-scaled gradient and leaves the gradient
   }
 }
 
+TEST_CASE("adamw over a group equals adamw on each tensor and names the bad one", "[cpu][optim]") {
+  const std::vector<std::int64_t> sizes = {1, 100, 4099};
+  std::vector<ops::AdamWTensors> group, single;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const std::int64_t n = sizes[i];
+    const std::uint64_t seed = 300 + 10 * i;
+    ops::AdamWTensors e;
+    e.param = test::random_tensor({n}, DType::f32, seed);
+    e.grad = test::random_tensor({n}, DType::f32, seed + 1);
+    e.m = test::random_tensor({n}, DType::f32, seed + 2, -0.1, 0.1);
+    e.v = test::random_tensor({n}, DType::f32, seed + 3, 0.0, 0.01);
+    group.push_back(e);
+    single.push_back({e.param.clone(), e.grad, e.m.clone(), e.v.clone(), {}});
+  }
+  ops::AdamWArgs args;
+  args.weight_decay = 0.1;
+  args.step = 5;
+  args.grad_scale = 0.5;
+  ops::adamw_step(group, args);
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    ops::adamw_step(single[i].param, single[i].grad, single[i].m, single[i].v, args);
+    CHECK(bitwise_equal(group[i].param, single[i].param));
+    CHECK(bitwise_equal(group[i].m, single[i].m));
+    CHECK(bitwise_equal(group[i].v, single[i].v));
+  }
+  ops::adamw_step(std::vector<ops::AdamWTensors>{}, args);  // an empty group is a no-op
+  group[1].v = Tensor::zeros({7}, DType::f32);
+  CHECK_THROWS_WITH(ops::adamw_step(group, args),
+                    Catch::Contains("[adamw_step]") && Catch::Contains("'tensors[1].v'") && Catch::Contains("(7)"));
+}
+
 TEST_CASE("clip coefficient is clip_grad_norm's factor", "[cpu][optim]") {
   CHECK(ops::clip_coefficient(13.0, 20.0) == 1.0);
   CHECK(ops::clip_coefficient(13.0, 13.0) == 1.0);
