@@ -7,7 +7,8 @@
 //     A100/H100/H200, else --peak-tflops) and peak device memory; PyTorch in fp32 with bf16
 //     autocast and fused AdamW. Exit 77 without a device.
 //   bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch] [--device cpu|cuda]
-//               [--case NAME (one model only)] [--peak-tflops X] [--torch-script FILE (default: bench_train_torch.py of the source tree)]
+//               [--case NAME (one model only)] [--rounds N (hone then PyTorch N times: medians)]
+//               [--peak-tflops X] [--torch-script FILE (default: bench_train_torch.py of the source tree)]
 #include <omp.h>
 #include <sys/wait.h>
 
@@ -156,6 +157,23 @@ json run_torch(const std::string& python, const std::string& script, const Case&
   return {{"error", "exit " + std::to_string(code) + ": " + out.substr(0, 300)}};
 }
 
+// The median of values (the upper one of an even count).
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// rounds[i][side] of the round with the median rounds[i][side][key] (an entry without that key,
+// such as an error, when no round has one).
+json median_by(const json& rounds, const char* side, const char* key) {
+  std::vector<std::pair<double, std::size_t>> v;
+  for (std::size_t i = 0; i < rounds.size(); ++i)
+    if (rounds[i].contains(side) && rounds[i][side].contains(key)) v.emplace_back(rounds[i][side][key].get<double>(), i);
+  if (v.empty()) return rounds[0].contains(side) ? rounds[0][side] : json();
+  std::sort(v.begin(), v.end());
+  return rounds[v[v.size() / 2].second][side];
+}
+
 // The device's dense bf16 tensor-core peak in TFLOP/s, from its name (0: unknown).
 double known_peak_tflops(const std::string& name) {
   if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) return 989.4;
@@ -175,13 +193,14 @@ std::string device_name() {
 
 int main(int argc, char** argv) {
   bool quick = false, torch = true;
-  int steps = 3;
+  int steps = 3, rounds = 1;
   double peak_tflops = 0;
   Device device = Device::cpu();
   std::string json_path, only, python = "python3", script = HONE_BENCH_DIR "/bench_train_torch.py";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--steps") && i + 1 < argc) steps = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--python") && i + 1 < argc) python = argv[++i];
     else if (!std::strcmp(argv[i], "--no-torch")) torch = false;
@@ -191,7 +210,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--torch-script") && i + 1 < argc) script = argv[++i];
     else {
       std::fprintf(stderr, "usage: bench_train [--quick] [--steps N] [--json FILE] [--python EXE | --no-torch] "
-                           "[--device cpu|cuda] [--case NAME] [--peak-tflops X] [--torch-script FILE]\n");
+                           "[--device cpu|cuda] [--case NAME] [--rounds N] [--peak-tflops X] [--torch-script FILE]\n");
       return 2;
     }
   }
@@ -211,14 +230,30 @@ int main(int argc, char** argv) {
   std::printf("%-12s %12s %12s %10s %14s %8s\n", "model", "hone tok/s", "hone GF/s", "torch tok/s", "torch GF/s", "ratio");
   for (const Case& c : device.is_cuda() ? device_cases(quick) : cases(quick)) {
     if (!only.empty() && c.name != only) continue;
-    json row = {{"model", c.name}, {"batch", c.batch}, {"seq", c.seq}, {"hone", run_hone(c, steps, device)}};
-    if (device.is_cuda() && peak_tflops > 0)
-      row["hone"]["mfu"] = row["hone"]["gflops"].get<double>() / 1e3 / peak_tflops;
-    if (torch) {
-      row["torch"] = run_torch(python, script, c, steps, device);
-      if (row["torch"].contains("tokens_per_second"))
-        row["ratio"] = row["hone"]["tokens_per_second"].get<double>() / row["torch"]["tokens_per_second"].get<double>();
+    // Rounds of hone then PyTorch, back to back, so that a machine whose speed drifts affects
+    // both sides of each ratio alike; the row reports the median round of each side and the
+    // median of the rounds' ratios.
+    json all = json::array();
+    for (int r = 0; r < rounds; ++r) {
+      json round = {{"hone", run_hone(c, steps, device)}};
+      if (device.is_cuda() && peak_tflops > 0)
+        round["hone"]["mfu"] = round["hone"]["gflops"].get<double>() / 1e3 / peak_tflops;
+      if (torch) {
+        round["torch"] = run_torch(python, script, c, steps, device);
+        if (round["torch"].contains("tokens_per_second"))
+          round["ratio"] = round["hone"]["tokens_per_second"].get<double>() /
+                           round["torch"]["tokens_per_second"].get<double>();
+      }
+      all.push_back(round);
     }
+    json row = {{"model", c.name}, {"batch", c.batch}, {"seq", c.seq},
+                {"hone", median_by(all, "hone", "tokens_per_second")}};
+    if (torch) row["torch"] = median_by(all, "torch", "tokens_per_second");
+    std::vector<double> ratios;
+    for (const json& round : all)
+      if (round.contains("ratio")) ratios.push_back(round["ratio"].get<double>());
+    if (!ratios.empty() && ratios.size() == all.size()) row["ratio"] = median(ratios);
+    if (rounds > 1) row["rounds"] = all;
     const bool t = row.contains("ratio");
     std::printf("%-12s %12.0f %12.2f %10s %14s %8s\n", c.name.c_str(), row["hone"]["tokens_per_second"].get<double>(),
                 row["hone"]["gflops"].get<double>(),
@@ -226,6 +261,15 @@ int main(int argc, char** argv) {
                 t ? std::to_string(row["torch"]["tokens_per_second"].get<double>() * row["hone"]["gflops"].get<double>() /
                                    row["hone"]["tokens_per_second"].get<double>()).substr(0, 6).c_str() : "-",
                 t ? std::to_string(row["ratio"].get<double>()).substr(0, 5).c_str() : "-");
+    if (rounds > 1)
+      for (std::size_t r = 0; r < all.size(); ++r) {
+        const json& round = all[r];
+        std::printf("  round %zu: hone %.0f tok/s", r + 1, round["hone"]["tokens_per_second"].get<double>());
+        if (round.contains("ratio"))
+          std::printf(", torch %.0f tok/s, ratio %.3f", round["torch"]["tokens_per_second"].get<double>(),
+                      round["ratio"].get<double>());
+        std::printf("\n");
+      }
     report["cases"].push_back(row);
   }
   if (!report.contains("cases")) {
