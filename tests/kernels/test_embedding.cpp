@@ -13,8 +13,10 @@
 #include "hone/dtype.h"
 #include "kernels/embedding/embedding.h"
 #include "kernels/emu/emu.h"
+#include "support/random.h"
 
 using namespace hone;
+using test::random_floats;
 using hone::emu::Schedule;
 using kernels::EmbeddingIndexType;
 using kernels::EmbeddingType;
@@ -23,14 +25,6 @@ namespace {
 
 const Schedule kSchedules[] = {Schedule::fwd, Schedule::rev, Schedule::rand};
 const std::vector<std::int64_t> kRagged = {1, 31, 32, 33, 127, 128, 129};
-
-std::vector<float> random_floats(std::int64_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 std::vector<std::uint16_t> to_bf16_bits(const std::vector<float>& v) {
   std::vector<std::uint16_t> b(v.size());

@@ -7,16 +7,17 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include "cpu/optim.h"
 #include "hone/dtype.h"
 #include "kernels/emu/emu.h"
 #include "kernels/optim/optim.h"
+#include "support/random.h"
 #include "support/tolerance.h"
 
 using namespace hone;
+using test::random_floats;
 using hone::emu::Schedule;
 using kernels::AdamWTensor;
 using kernels::OptimGradType;
@@ -24,14 +25,6 @@ using kernels::OptimGradType;
 namespace {
 
 const Schedule kSchedules[] = {Schedule::fwd, Schedule::rev, Schedule::rand};
-
-std::vector<float> random_floats(std::int64_t n, std::uint64_t seed, float lo, float hi) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 // One tensor's host-side state: fp32 param/m/v, the gradient (as stored and as float), a bf16
 // copy; `shift` floats of padding in front misalign the arrays (scalar path).

@@ -12,25 +12,17 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cpu/gemm_kernel.h"
 #include "cpu/matmul.h"
+#include "support/random.h"
 
 using hone::cpu::StridedGemm;
 
 namespace {
-
-std::vector<float> uniform(std::int64_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<std::size_t>(n));
-  for (float& x : v) x = dist(rng);
-  return v;
-}
 
 // Elements of a whole family: operands hold count·reduce products at their steps (or one shared
 // operand when the step is 0), C holds count matrices.
@@ -96,11 +88,11 @@ std::string check_against_f64(const std::vector<float>& a, const std::vector<flo
 // Runs gemm_strided<float> on fresh operands and checks it against the f64 product; C starts as
 // NaN when beta = 0 (it must not be read), as random values otherwise.
 void check_family(const StridedGemm& g, float alpha, float beta, std::uint64_t seed) {
-  const std::vector<float> a = uniform(a_size(g), seed), b = uniform(b_size(g), seed + 1);
+  const std::vector<float> a = hone::test::random_floats(a_size(g), seed), b = hone::test::random_floats(b_size(g), seed + 1);
   std::vector<float> c0 = beta == 0.0f
                               ? std::vector<float>(static_cast<std::size_t>(c_size(g)),
                                                    std::numeric_limits<float>::quiet_NaN())
-                              : uniform(c_size(g), seed + 2);
+                              : hone::test::random_floats(c_size(g), seed + 2);
   std::vector<float> c = c0;
   hone::cpu::gemm_strided(a.data(), b.data(), c.data(), g, alpha, beta);
   INFO("m " << g.m << " n " << g.n << " k " << g.k << " trans " << g.trans_a << g.trans_b
@@ -190,8 +182,8 @@ TEST_CASE("gemm kernel gives the same bits for any thread count", "[cpu][gemm]")
     for (bool tb : {false, true}) {
       // Many tiles with ragged edges, three depth blocks, a batch and beta = 1.
       const StridedGemm g = family(300, 1100, 800, ta, tb, 2, 1);
-      const std::vector<float> a = uniform(a_size(g), 1), b = uniform(b_size(g), 2);
-      const std::vector<float> c0 = uniform(c_size(g), 3);
+      const std::vector<float> a = hone::test::random_floats(a_size(g), 1), b = hone::test::random_floats(b_size(g), 2);
+      const std::vector<float> c0 = hone::test::random_floats(c_size(g), 3);
       std::vector<std::vector<float>> outs;
       for (int threads : {1, 2, 3}) {
         omp_set_num_threads(threads);
@@ -228,7 +220,7 @@ TEST_CASE("gemm kernel results do not depend on where the tile lies", "[cpu][gem
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       const StridedGemm g = family(m, n, k, ta, tb);
-      const std::vector<float> a = uniform(m * k, 11), b = uniform(k * n, 12);
+      const std::vector<float> a = hone::test::random_floats(m * k, 11), b = hone::test::random_floats(k * n, 12);
       std::vector<float> whole(static_cast<std::size_t>(m * n));
       hone::cpu::gemm_strided(a.data(), b.data(), whole.data(), g, 1.0f, 0.0f);
       // Rows [r0, r0 + rows) and columns [c0, c0 + cols), with the operands cut to match.
@@ -336,8 +328,8 @@ TEST_CASE("gemm kernel with a shared operand matches f64 and the plain grid's bi
     const StridedGemm g = family(cs.m, cs.n, cs.k, cs.ta, cs.tb);
     INFO("m " << cs.m << " n " << cs.n << " k " << cs.k << " trans " << cs.ta << cs.tb);
     REQUIRE(hone::cpu::gemm_plan(g).share == cs.share);
-    const std::vector<float> a = uniform(a_size(g), 21), b = uniform(b_size(g), 22);
-    const std::vector<float> c0 = uniform(c_size(g), 23);
+    const std::vector<float> a = hone::test::random_floats(a_size(g), 21), b = hone::test::random_floats(b_size(g), 22);
+    const std::vector<float> c0 = hone::test::random_floats(c_size(g), 23);
     std::vector<std::vector<float>> outs;
     for (int threads : {1, 2, 3}) {
       omp_set_num_threads(threads);

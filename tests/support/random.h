@@ -24,6 +24,15 @@ inline Tensor random_tensor(const Shape& shape, DType dtype, std::uint64_t seed,
   return Tensor::from_vector<double>(shape, v).to(dtype);
 }
 
+// n floats uniform in [lo, hi), deterministic for the seed (raw buffers for kernel tests).
+inline std::vector<float> random_floats(std::int64_t n, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
 // Random integer ids in [0, n).
 inline Tensor random_ids(const Shape& shape, std::int64_t n, DType dtype, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
