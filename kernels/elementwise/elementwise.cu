@@ -1,6 +1,6 @@
 // add, scale, bias_add: one grid-stride map kernel over f32 or bf16 streams (16-byte vectors
 // where the pointers allow, a scalar path for the rest); mul (two streams of possibly different
-// types) and dropout_mask: grid-stride maps of 8 elements a step; bias_bwd: a two-pass column
+// types) and dropout_mask: one grid-stride map of 8 elements a step with an op functor; bias_bwd: a two-pass column
 // reduction through row slots in a workspace, deterministic without atomics.
 #include "kernels/elementwise/elementwise.h"
 
@@ -124,50 +124,40 @@ __device__ __forceinline__ void store8(float* p, const float (&f)[kStep]) {
 #endif
 }
 
-// x[i] *= m[i] in fp32. Work item k < n_vec is the 8 elements from 8k; the others are single
-// elements from 8·n_vec on. Each element is read and written by one thread, so m may be x.
-template <class X, class M>
+// x[i] = op(x[i], y[i]) in fp32 (op(x[i], 0) when y is null). Work item k < n_vec is the 8
+// elements from 8k; the others are single elements from 8·n_vec on. Each element is read and
+// written by one thread, so y may be x.
+template <class X, class Y, class Op>
 __global__ void __launch_bounds__(kThreads)
-    mul_kernel(X* x, const M* m, std::int64_t n, std::int64_t n_vec) {
+    step8_kernel(X* x, const Y* y, Op op, std::int64_t n, std::int64_t n_vec) {
   const std::int64_t items = n_vec + (n - n_vec * kStep);
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
        k < items; k += stride) {
     if (k < n_vec) {
       const std::int64_t i = k * kStep;
-      float xv[kStep], mv[kStep];
+      float xv[kStep], yv[kStep] = {};
       load8(x + i, xv);
-      load8(m + i, mv);
+      if (y != nullptr) load8(y + i, yv);
 #pragma unroll
-      for (int e = 0; e < kStep; ++e) xv[e] *= mv[e];
+      for (int e = 0; e < kStep; ++e) xv[e] = op(xv[e], yv[e]);
       store8(x + i, xv);
     } else {
       const std::int64_t i = n_vec * kStep + (k - n_vec);
-      store(x + i, to_float(x[i]) * to_float(m[i]));
+      store(x + i, op(to_float(x[i]), y != nullptr ? to_float(y[i]) : 0.0f));
     }
   }
 }
 
-// u[i] = u[i] ≥ threshold ? keep : 0, laid out like mul_kernel's work items.
-__global__ void __launch_bounds__(kThreads)
-    dropout_mask_kernel(float* u, float threshold, float keep, std::int64_t n, std::int64_t n_vec) {
-  const std::int64_t items = n_vec + (n - n_vec * kStep);
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       k < items; k += stride) {
-    if (k < n_vec) {
-      const std::int64_t i = k * kStep;
-      float v[kStep];
-      load8(u + i, v);
-#pragma unroll
-      for (int e = 0; e < kStep; ++e) v[e] = v[e] >= threshold ? keep : 0.0f;
-      store8(u + i, v);
-    } else {
-      const std::int64_t i = n_vec * kStep + (k - n_vec);
-      u[i] = u[i] >= threshold ? keep : 0.0f;
-    }
-  }
-}
+// mul: x · m.
+struct MulOp {
+  __device__ __forceinline__ float operator()(float x, float m) const { return x * m; }
+};
+// dropout_mask: u ≥ threshold ? keep : 0.
+struct DropoutMaskOp {
+  float threshold, keep;
+  __device__ __forceinline__ float operator()(float u, float) const { return u >= threshold ? keep : 0.0f; }
+};
 
 // Pass 1 of bias_bwd: slot blockIdx.y sums rows [slot·per_slot, (slot + 1)·per_slot) of column
 // `col` in row order into ws[slot, col]. Threads of a warp take adjacent columns (coalesced).
@@ -222,6 +212,14 @@ unsigned blocks_for(std::int64_t items) {
   return static_cast<unsigned>(blocks);
 }
 
+// One step8_kernel launch over n elements (8-element items where both pointers allow).
+template <class X, class Y, class Op>
+void run_step8(X* x, const Y* y, Op op, std::int64_t n, cudaStream_t stream) {
+  const std::int64_t n_vec = aligned16(x) && (y == nullptr || aligned16(y)) ? n / kStep : 0;
+  const std::int64_t items = n_vec + (n - n_vec * kStep);
+  launch(step8_kernel<X, Y, Op>, dim3(blocks_for(items)), dim3(kThreads), 0, stream, x, y, op, n, n_vec);
+}
+
 template <class S, Map M>
 void run_map(const char* op, void* x, const void* y, float alpha, std::int64_t n,
              std::int64_t period, cudaStream_t stream) {
@@ -244,20 +242,12 @@ void map_by_type(const char* op, ElementwiseType t, void* x, const void* y, floa
     run_map<bf16_bits, M>(op, x, y, alpha, n, period, stream);
 }
 
-template <class X, class M>
-void run_mul(const MulParams& p, cudaStream_t stream) {
-  const std::int64_t n_vec = aligned16(p.x) && aligned16(p.m) ? p.n / kStep : 0;
-  const std::int64_t items = n_vec + (p.n - n_vec * kStep);
-  launch(mul_kernel<X, M>, dim3(blocks_for(items)), dim3(kThreads), 0, stream, static_cast<X*>(p.x),
-         static_cast<const M*>(p.m), p.n, n_vec);
-}
-
 template <class X>
 void mul_by_m_type(const MulParams& p, cudaStream_t stream) {
   if (p.m_type == ElementwiseType::f32)
-    run_mul<X, float>(p, stream);
+    run_step8(static_cast<X*>(p.x), static_cast<const float*>(p.m), MulOp{}, p.n, stream);
   else
-    run_mul<X, bf16_bits>(p, stream);
+    run_step8(static_cast<X*>(p.x), static_cast<const bf16_bits*>(p.m), MulOp{}, p.n, stream);
 }
 
 }  // namespace
@@ -301,10 +291,7 @@ void dropout_mask(const DropoutMaskParams& p, cudaStream_t stream) {
   HONE_CHECK(p.n >= 0, op, "n = ", p.n, " is negative");
   if (p.n == 0) return;
   check_ptr(op, "u", p.u);
-  const std::int64_t n_vec = aligned16(p.u) ? p.n / kStep : 0;
-  const std::int64_t items = n_vec + (p.n - n_vec * kStep);
-  launch(dropout_mask_kernel, dim3(blocks_for(items)), dim3(kThreads), 0, stream, p.u,
-         p.threshold, p.keep, p.n, n_vec);
+  run_step8(p.u, static_cast<const float*>(nullptr), DropoutMaskOp{p.threshold, p.keep}, p.n, stream);
   check_launch(op);
 }
 
