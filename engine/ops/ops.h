@@ -186,8 +186,7 @@ struct AdamWArgs {
   std::int64_t step = 1;
   // The gradient is read as g · grad_scale and left unchanged: a clipping coefficient applied
   // inside the update, saving a pass over the gradients (see clip_coefficient). > 0, finite.
-  // CUDA: a value other than 1 is uploaded and waited for (the trainer's device path clips with
-  // clip_grad_norm instead).
+  // CUDA: a value other than 1 is uploaded, and the call waits for its kernels.
   double grad_scale = 1.0;
 };
 // param_copy (optional, param's shape and device): receives the updated weights in its own dtype

@@ -170,10 +170,7 @@ StepMetrics Trainer::step() {
   m.loss = loss_sum;  // already weighted by 1 / loss tokens
   HONE_CHECK(std::isfinite(m.loss), "train", "step ", step_no, ": the loss is ", m.loss,
              "; stopping (the first non-finite gradient is ", first_bad_gradient(t), ")");
-  // Clipping: on a device the gradients are scaled in place (by kernels, no wait); on the CPU the
-  // coefficient goes into AdamW, which reads the gradients anyway (one pass less).
-  const bool clip_in_place = c.max_grad_norm > 0 && t.device().is_cuda();
-  m.grad_norm = clip_in_place ? ops::clip_grad_norm({grads}, c.max_grad_norm) : ops::grad_norm({grads});
+  m.grad_norm = ops::grad_norm({grads});
   HONE_CHECK(std::isfinite(m.grad_norm), "train", "step ", step_no, ": the gradient norm is ", m.grad_norm,
              "; stopping at the first non-finite gradient, of ", first_bad_gradient(t));
 
@@ -185,7 +182,8 @@ StepMetrics Trainer::step() {
   adam.beta2 = c.beta2;
   adam.eps = c.eps;
   adam.step = step_no;
-  if (c.max_grad_norm > 0 && !clip_in_place) adam.grad_scale = ops::clip_coefficient(m.grad_norm, c.max_grad_norm);
+  // Clipping: the coefficient goes into AdamW, which reads the gradients anyway (no scaling pass).
+  if (c.max_grad_norm > 0) adam.grad_scale = ops::clip_coefficient(m.grad_norm, c.max_grad_norm);
   // Two groups, matrices (decayed) and the rest, each one multi-tensor step (one launch on a
   // device).
   std::vector<ops::AdamWTensors> decayed, plain;
