@@ -49,12 +49,13 @@ double grad_sum_squares(const T* g, std::int64_t n) {
   const std::int64_t chunks = (n + kGradNormChunk - 1) / kGradNormChunk;
   std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
   parallel_for(n, kGradNormChunk, [&](std::int64_t begin, std::int64_t end) {
-    // Eight interleaved partial sums (one vector of doubles), then added in order: a fixed
-    // order, whatever the thread count, vector width or alignment of g.
-    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    // kGradNormLanes interleaved partial sums (four vectors of doubles: independent chains
+    // that keep the adds from waiting on each other), then added in order: a fixed order,
+    // whatever the thread count, vector width or alignment of g.
+    double lane[kGradNormLanes] = {};
     std::int64_t i = begin;
-    for (; i + 8 <= end; i += 8)
-      for (int j = 0; j < 8; ++j) {
+    for (; i + kGradNormLanes <= end; i += kGradNormLanes)
+      for (int j = 0; j < kGradNormLanes; ++j) {
         const double x = static_cast<double>(g[i + j]);
         lane[j] += x * x;
       }

@@ -22,9 +22,10 @@ struct AdamWScalars {
 template <class T>
 void adamw_step(T* param, const T* grad, T* m, T* v, std::int64_t n, const AdamWScalars& a);
 
-// Σ g² over n elements in f64: each chunk of kGradNormChunk summed in eight interleaved lanes
-// (element i into lane (i − chunk start) mod 8) added in lane order, the chunk partials then
-// added in chunk order (deterministic for any thread count).
+// Σ g² over n elements in f64: each chunk of kGradNormChunk summed in kGradNormLanes
+// interleaved lanes (element i into lane (i − chunk start) mod kGradNormLanes) added in lane
+// order, the chunk partials then added in chunk order (deterministic for any thread count).
+inline constexpr int kGradNormLanes = 32;
 template <class T>
 double grad_sum_squares(const T* g, std::int64_t n);
 
