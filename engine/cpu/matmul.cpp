@@ -168,7 +168,8 @@ void matmul(const T* a, const T* b, T* c, const MatmulDims& d, T alpha, T beta) 
 // A gradient of a batched operand gets one product per batch entry (count = batch); that of a
 // shared operand of a batched product gets their sum, in batch order (reduce = batch).
 template <class T>
-void matmul_bwd(const T* a, const T* b, const T* dc, T* da, T* db, const MatmulDims& d, T alpha) {
+void matmul_bwd(const T* a, const T* b, const T* dc, T* da, T* db, const MatmulDims& d, T alpha,
+                T beta_da, T beta_db) {
   const bool batched = d.a_batched || d.b_batched;
   const std::int64_t nb = batched ? d.batch : 1;
   const std::int64_t mn = d.m * d.n, mk = d.m * d.k, kn = d.k * d.n;
@@ -190,7 +191,7 @@ void matmul_bwd(const T* a, const T* b, const T* dc, T* da, T* db, const MatmulD
     g.count = d.a_batched ? nb : 1;
     g.reduce = d.a_batched ? 1 : nb;
     g.c_step = mk;
-    gemm_strided(lhs, rhs, da, g, alpha, T(1));
+    gemm_strided(lhs, rhs, da, g, alpha, beta_da);
   }
   if (db != nullptr) {
     StridedGemm g;
@@ -210,7 +211,7 @@ void matmul_bwd(const T* a, const T* b, const T* dc, T* da, T* db, const MatmulD
     g.count = d.b_batched ? nb : 1;
     g.reduce = d.b_batched ? 1 : nb;
     g.c_step = kn;
-    gemm_strided(lhs, rhs, db, g, alpha, T(1));
+    gemm_strided(lhs, rhs, db, g, alpha, beta_db);
   }
 }
 
@@ -226,8 +227,8 @@ template void matmul<float>(const float*, const float*, float*, const MatmulDims
 template void matmul<double>(const double*, const double*, double*, const MatmulDims&, double,
                              double);
 template void matmul_bwd<float>(const float*, const float*, const float*, float*, float*,
-                                const MatmulDims&, float);
+                                const MatmulDims&, float, float, float);
 template void matmul_bwd<double>(const double*, const double*, const double*, double*, double*,
-                                 const MatmulDims&, double);
+                                 const MatmulDims&, double, double, double);
 
 }  // namespace hone::cpu

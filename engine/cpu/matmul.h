@@ -56,14 +56,16 @@ struct MatmulDims {
 template <class T>
 void matmul(const T* a, const T* b, T* c, const MatmulDims& d, T alpha, T beta);
 
-// Gradients of c = alpha · op(a) · op(b), dc like c; da (+=) like a, db (+=) like b; either may
-// be null (skipped). With G = dc:
+// Gradients of c = alpha · op(a) · op(b), dc like c; da like a, db like b; either may be null
+// (skipped). da = beta_da · da + (its gradient), db likewise: 1 accumulates (+=), 0 overwrites
+// without reading the old values (NaN-safe). With G = dc:
 //   d op(a) = alpha · G · op(b)ᵀ   → da = that (m×k), or its transpose alpha · op(b) · Gᵀ (k×m)
 //                                     when trans_a;
 //   d op(b) = alpha · op(a)ᵀ · G   → db = that (k×n), or its transpose alpha · Gᵀ · op(a) (n×k)
 //                                     when trans_b.
 // An unbatched operand of a batched product receives the sum over the batch, in batch order.
 template <class T>
-void matmul_bwd(const T* a, const T* b, const T* dc, T* da, T* db, const MatmulDims& d, T alpha);
+void matmul_bwd(const T* a, const T* b, const T* dc, T* da, T* db, const MatmulDims& d, T alpha,
+                T beta_da = T(1), T beta_db = T(1));
 
 }  // namespace hone::cpu

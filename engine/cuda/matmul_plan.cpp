@@ -42,7 +42,7 @@ GemmParams matmul_plan(const cpu::MatmulDims& d, const void* a, const void* b, v
   return gemm(rows, n, k, oa, ob, c, c_type, n, m * n, batch, alpha, beta);
 }
 
-// With G = dc (m×n per entry), all accumulating (beta = 1):
+// With G = dc (m×n per entry), onto beta_da·da and beta_db·db:
 //   da = alpha·G·op(b)ᵀ (m×k)      or, with trans_a,  alpha·op(b)·Gᵀ (k×m)
 //   db = alpha·op(a)ᵀ·G (k×n)      or, with trans_b,  alpha·Gᵀ·op(a) (n×k)
 // A 2-D operand of a batched product gets the sum over the batch: one product of depth
@@ -50,7 +50,8 @@ GemmParams matmul_plan(const cpu::MatmulDims& d, const void* a, const void* b, v
 // shared-output entry (stride_c = 0).
 std::vector<GemmParams> matmul_bwd_plan(const cpu::MatmulDims& d, const void* a, const void* b,
                                         const void* dc, void* da, GemmType da_type, void* db,
-                                        GemmType db_type, double alpha) {
+                                        GemmType db_type, double alpha, double beta_da,
+                                        double beta_db) {
   std::vector<GemmParams> plan;
   const std::int64_t m = d.m, n = d.n, k = d.k, batch = d.batch;
   const std::int64_t sa = d.a_batched ? m * k : 0, sb = d.b_batched ? k * n : 0, sg = m * n;
@@ -59,10 +60,10 @@ std::vector<GemmParams> matmul_bwd_plan(const cpu::MatmulDims& d, const void* a,
   if (da != nullptr) {
     if (!d.trans_a) {  // op(b)ᵀ: b stored k×n read transposed, or n×k as it is
       const Operand bt{b, !d.trans_b, d.trans_b ? k : n, sb};
-      plan.push_back(gemm(m, k, n, g_plain, bt, da, da_type, k, sa, batch, alpha, 1.0));
+      plan.push_back(gemm(m, k, n, g_plain, bt, da, da_type, k, sa, batch, alpha, beta_da));
     } else {
       const Operand opb{b, d.trans_b, d.trans_b ? k : n, sb};
-      plan.push_back(gemm(k, m, n, opb, g_trans, da, da_type, m, sa, batch, alpha, 1.0));
+      plan.push_back(gemm(k, m, n, opb, g_trans, da, da_type, m, sa, batch, alpha, beta_da));
     }
   }
   if (db != nullptr) {
@@ -70,10 +71,10 @@ std::vector<GemmParams> matmul_bwd_plan(const cpu::MatmulDims& d, const void* a,
     const std::int64_t depth = stack ? batch * m : m, entries = stack ? 1 : batch;
     if (!d.trans_b) {  // op(a)ᵀ: a stored m×k read transposed, or k×m as it is
       const Operand at{a, !d.trans_a, d.trans_a ? m : k, sa};
-      plan.push_back(gemm(k, n, depth, at, g_plain, db, db_type, n, sb, entries, alpha, 1.0));
+      plan.push_back(gemm(k, n, depth, at, g_plain, db, db_type, n, sb, entries, alpha, beta_db));
     } else {
       const Operand opa{a, d.trans_a, d.trans_a ? m : k, sa};
-      plan.push_back(gemm(n, k, depth, g_trans, opa, db, db_type, k, sb, entries, alpha, 1.0));
+      plan.push_back(gemm(n, k, depth, g_trans, opa, db, db_type, k, sb, entries, alpha, beta_db));
     }
   }
   return plan;

@@ -17,11 +17,12 @@ namespace hone::cuda {
 kernels::GemmParams matmul_plan(const cpu::MatmulDims& d, const void* a, const void* b, void* c,
                                 kernels::GemmType c_type, double alpha, double beta);
 
-// da += alpha·G·op(b)ᵀ (or its transpose), db += alpha·op(a)ᵀ·G (or its transpose), G = dc;
-// one entry per defined (non-null) gradient, da first.
+// da = beta_da·da + alpha·G·op(b)ᵀ (or its transpose), db = beta_db·db + alpha·op(a)ᵀ·G (or its
+// transpose), G = dc; one entry per defined (non-null) gradient, da first.
 std::vector<kernels::GemmParams> matmul_bwd_plan(const cpu::MatmulDims& d, const void* a,
                                                  const void* b, const void* dc, void* da,
                                                  kernels::GemmType da_type, void* db,
-                                                 kernels::GemmType db_type, double alpha);
+                                                 kernels::GemmType db_type, double alpha,
+                                                 double beta_da = 1.0, double beta_db = 1.0);
 
 }  // namespace hone::cuda

@@ -199,13 +199,15 @@ void Transformer::linear_fwd(std::int64_t layer, const std::vector<Proj>& projs,
 
 // din += Σ_j dout_j · W_j; with a trainable base dW_j += dout_jᵀ · x and db_j += Σ_n dout_j.
 void Transformer::linear_bwd(std::int64_t layer, const std::vector<Proj>& projs, const Tensor& x,
-                             const std::vector<Tensor>& douts, const Tensor& din) {
+                             const std::vector<Tensor>& douts, const Tensor& din, bool din_fresh) {
   const bool train = train_base();
   const std::string p = layer_prefix(layer);
   for (std::size_t j = 0; j < projs.size(); ++j) {
-    const Tensor dw = train ? grad(p + weight_name(projs[j])) : Tensor();
-    ops::matmul_bwd(x, weight(layer, projs[j]), douts[j], din, dw, kLinear);
-    if (train && has_bias(config_, projs[j])) ops::bias_bwd(douts[j], grad(p + bias_name(projs[j])));
+    const std::string w = p + weight_name(projs[j]);
+    const Tensor dw = train ? grad(w) : Tensor();
+    const bool write_dw = train && take_fresh(w);
+    ops::matmul_bwd(x, weight(layer, projs[j]), douts[j], din, dw, kLinear, {!(din_fresh && j == 0), !write_dw});
+    if (train && has_bias(config_, projs[j])) ops::bias_bwd(douts[j], grad_to_add(p + bias_name(projs[j])));
   }
   if (adapter_) adapter_->linear_bwd(layer, projs, x, douts, din);
 }
@@ -219,6 +221,32 @@ const Tensor& Transformer::grad(const std::string& name) const {
   for (const Param& p : named_)
     if (p.name == name) return p.grad;
   fail(kOp, cat("no parameter '", name, "'"));
+}
+std::size_t Transformer::param_index(const std::string& name) const {
+  for (std::size_t i = 0; i < named_.size(); ++i)
+    if (named_[i].name == name) return i;
+  fail(kOp, cat("no parameter '", name, "'"));
+}
+
+void Transformer::begin_grads(bool accumulate) {
+  grad_fresh_.assign(named_.size(), train_base() && !accumulate ? 1 : 0);
+  if (adapter_ && !accumulate) adapter_->grads().fill(0.0);
+}
+bool Transformer::take_fresh(const std::string& name) {
+  const std::size_t i = param_index(name);
+  const bool fresh = i < grad_fresh_.size() && grad_fresh_[i];
+  if (fresh) grad_fresh_[i] = 0;
+  return fresh;
+}
+const Tensor& Transformer::grad_to_add(const std::string& name) {
+  const Tensor& g = grad(name);
+  if (take_fresh(name)) g.fill(0.0);
+  return g;
+}
+void Transformer::finish_grads() {
+  for (std::size_t i = 0; i < grad_fresh_.size(); ++i)
+    if (grad_fresh_[i]) named_[i].grad.fill(0.0);
+  grad_fresh_.clear();
 }
 
 void Transformer::init_random(std::uint64_t seed, double std) {
@@ -434,11 +462,6 @@ void Transformer::block_fwd(std::int64_t l, Layer& s, Tensor& x_out) {
   ops::add_(x_out, t);
 }
 
-void Transformer::zero_grads() {
-  if (train_base()) grads_.fill(0.0);
-  if (adapter_) adapter_->grads().fill(0.0);
-}
-
 void Transformer::backward(const Tensor& dlogits, bool accumulate) {
   HONE_CHECK(acts_ != nullptr, kOp, "backward without a forward");
   const TransformerConfig& c = config_;
@@ -447,12 +470,14 @@ void Transformer::backward(const Tensor& dlogits, bool accumulate) {
   HONE_CHECK(dlogits.shape() == (Shape{N, c.vocab_size}) && dlogits.dtype() == dtype_, kOp, "dlogits is ",
              dlogits.str(), "; expected (", N, ", ", c.vocab_size, ") ", dtype_name(dtype_));
   HONE_CHECK(train_base() || adapter_, kOp, "backward with a frozen base and no adapter: nothing to train");
-  if (!accumulate) zero_grads();  // parameter gradients accumulate (+=) below
   const std::string head = c.tie_word_embeddings ? "embed" : "lm_head";
   HONE_CHECK(dlogits.device() == device_, kOp, "dlogits is on ", dlogits.device().str(), "; the model is on ",
              device_.str());
-  Tensor dh = Tensor::zeros({N, c.hidden_size}, dtype_, device_);
-  ops::matmul_bwd(a.h_real, param(head), dlogits, dh, train_base() ? grad(head) : Tensor(), kLinear);
+  begin_grads(accumulate);
+  Tensor dh = Tensor::empty({N, c.hidden_size}, dtype_, device_);
+  const bool write_dw = train_base() && take_fresh(head);
+  ops::matmul_bwd(a.h_real, param(head), dlogits, dh, train_base() ? grad(head) : Tensor(), kLinear,
+                  {false, !write_dw});
   backward_trunk(dh);
 }
 
@@ -466,11 +491,13 @@ double Transformer::loss(const Batch& batch, const Tensor& targets, double scale
   const std::int64_t N = a.h_real.size(0), V = c.vocab_size;
   HONE_CHECK(targets.defined() && targets.numel() == N && (targets.dtype() == DType::i64 || targets.dtype() == DType::i32),
              kOp, "targets must be i32/i64 with one entry per token (", N, "); got ", targets.defined() ? targets.str() : "none");
-  if (backward && !accumulate) zero_grads();
+  if (backward) begin_grads(accumulate);
   const std::string head = c.tie_word_embeddings ? "embed" : "lm_head";
   const Tensor& w = param(head);
   const Tensor dw = backward && train_base() ? grad(head) : Tensor();
-  Tensor dh = backward ? Tensor::zeros({N, c.hidden_size}, dtype_, device_) : Tensor();
+  // Each chunk writes its rows of dh; the head's gradient is written by the first chunk when
+  // this pass has not produced it yet, then added to.
+  Tensor dh = backward ? Tensor::empty({N, c.hidden_size}, dtype_, device_) : Tensor();
   ops::CrossEntropyArgs ce;
   ce.ignore_index = ignore_index;
   {
@@ -496,7 +523,8 @@ double Transformer::loss(const Batch& batch, const Tensor& targets, double scale
     if (backward) {
       const Tensor dlogits = Tensor::empty({n, V}, dtype_, device_);
       ops::cross_entropy_bwd(Tensor::full({n}, scale, stat_dtype(), device_), logits, t, lse, ce, dlogits);
-      ops::matmul_bwd(h, w, dlogits, dh.slice(r0, r1), dw, kLinear);
+      const bool write_dw = dw.defined() && take_fresh(head);
+      ops::matmul_bwd(h, w, dlogits, dh.slice(r0, r1), dw, kLinear, {false, !write_dw});
     }
   }
   if (backward) backward_trunk(dh);
@@ -511,8 +539,9 @@ void Transformer::backward_trunk(Tensor dh) {
   const bool train = train_base();
   auto act = [&](const Shape& s) { return Tensor::empty(s, dtype_, device_); };
   auto zeros = [&](const Shape& s) { return Tensor::zeros(s, dtype_, device_); };
-  // A frozen parameter's gradient is undefined: the ops skip it.
-  auto grad_of = [&](const std::string& name) { return train ? grad(name) : Tensor(); };
+  // The gradient of a parameter for an op that adds to it (see begin_grads); undefined while the
+  // base is frozen: the ops skip it.
+  auto grad_of = [&](const std::string& name) { return train ? grad_to_add(name) : Tensor(); };
   ops::AttentionArgs attn{0.0, true, a.cu_seqlens};
   attn.window = c.sliding_window;
   attn.max_seqlen = a.max_seqlen;
@@ -544,22 +573,22 @@ void Transformer::backward_trunk(Tensor dh) {
       block_fwd(l, s, unused);
     }
     // MLP: x2 = x1 + down(act(h2)), h2 = norm2(x1).
-    Tensor ds = zeros({M, F}), du = act({M, F}), dh2 = zeros({M, D});
-    linear_bwd(l, {Proj::down}, s.s, {dx}, ds);
+    Tensor ds = act({M, F}), du = act({M, F}), dh2 = act({M, D});
+    linear_bwd(l, {Proj::down}, s.s, {dx}, ds, true);
     if (is_gpt2(c)) {
       ops::gelu_bwd(ds, s.u, du);
-      linear_bwd(l, {Proj::up}, s.h2, {du}, dh2);
+      linear_bwd(l, {Proj::up}, s.h2, {du}, dh2, true);
     } else {
       Tensor dg = act({M, F});
       ops::swiglu_bwd(ds, s.g, s.u, dg, du);
-      linear_bwd(l, {Proj::gate, Proj::up}, s.h2, {dg, du}, dh2);
+      linear_bwd(l, {Proj::gate, Proj::up}, s.h2, {dg, du}, dh2, true);
     }
     Tensor dx1 = act({M, D});
     norm_bwd(dh2, s.x1, p + "norm2", s.mean2, s.rstd2, dx1);
     ops::add_(dx1, dx);  // residual
     // Attention: x1 = x + o(attention(rope(norm_q(q)), rope(norm_k(k)), v)), q/k/v = lin(h1).
-    Tensor d_o = zeros({M, H, hd});
-    linear_bwd(l, {Proj::o}, s.o.view({M, H * hd}), {dx1}, d_o.view({M, H * hd}));
+    Tensor d_o = act({M, H, hd});
+    linear_bwd(l, {Proj::o}, s.o.view({M, H * hd}), {dx1}, d_o.view({M, H * hd}), true);
     Tensor dq = act({M, H, hd}), dk = act({M, KV, hd}), dv = act({M, KV, hd});
     ops::attention_bwd(d_o, s.q, s.k, s.v, s.o, s.lse, attn, dq, dk, dv);
     if (!is_gpt2(c)) {
@@ -575,9 +604,9 @@ void Transformer::backward_trunk(Tensor dh) {
       dq = dq_raw;
       dk = dk_raw;
     }
-    Tensor dh1 = zeros({M, D});
+    Tensor dh1 = act({M, D});
     linear_bwd(l, {Proj::q, Proj::k, Proj::v}, s.h1,
-               {dq.view({M, H * hd}), dk.view({M, KV * hd}), dv.view({M, KV * hd})}, dh1);
+               {dq.view({M, H * hd}), dk.view({M, KV * hd}), dv.view({M, KV * hd})}, dh1, true);
     Tensor dx0 = act({M, D});
     norm_bwd(dh1, s.x, p + "norm1", s.mean1, s.rstd1, dx0);
     ops::add_(dx0, dx1);  // residual
@@ -585,7 +614,7 @@ void Transformer::backward_trunk(Tensor dh) {
     if (checkpointing_) s.keep_input_only();
   }
   if (a.n_virtual == 0) {
-    if (train) ops::embedding_bwd(a.ids, dx, grad("embed"));
+    if (train) ops::embedding_bwd(a.ids, dx, grad_to_add("embed"));
   } else {
     Tensor dreal = train ? act({N, D}) : Tensor();
     for (std::size_t s = 1; s < a.cu.size(); ++s) {  // sequences in order: deterministic sums
@@ -595,9 +624,10 @@ void Transformer::backward_trunk(Tensor dh) {
       adapter_->prompt_bwd(dx.slice(at, at + a.n_virtual));
       if (train) dreal.slice(a.cu[s - 1], a.cu[s]).copy_from(dx.slice(at + a.n_virtual, a.cu_run[s]));
     }
-    if (train) ops::embedding_bwd(a.real_ids, dreal, grad("embed"));
+    if (train) ops::embedding_bwd(a.real_ids, dreal, grad_to_add("embed"));
   }
-  if (is_gpt2(c) && train) ops::embedding_bwd(a.positions, dx, grad("pos_embed"));
+  if (is_gpt2(c) && train) ops::embedding_bwd(a.positions, dx, grad_to_add("pos_embed"));
+  finish_grads();
 }
 
 }  // namespace hone::model

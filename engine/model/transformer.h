@@ -157,7 +157,15 @@ class Transformer {
   void forward_trunk(const Batch& batch);            // up to the final hidden states (h_real)
   void block_fwd(std::int64_t l, Layer& s, Tensor& x_out);  // s.x is the block's input
   void norm_fwd(const Tensor& in, const std::string& w, Tensor& out, Tensor& mean, Tensor& rstd) const;
-  void zero_grads();
+  // Parameter gradients of one backward pass. With accumulate, every op adds to the gradients
+  // already there. Otherwise the first op producing a parameter's gradient writes it (take_fresh
+  // says whether this one is the first) and later ops add to it; an op that can only add gets the
+  // gradient zeroed first (grad_to_add); finish_grads zeroes whatever no op produced. The slab is
+  // never cleared as a whole, and the first write does not read it.
+  void begin_grads(bool accumulate);
+  bool take_fresh(const std::string& name);
+  const Tensor& grad_to_add(const std::string& name);
+  void finish_grads();
   void backward_trunk(Tensor dh);                    // from d(h_real)
   bool checkpointing_ = false;
   void build_views(bool train_base);
@@ -165,14 +173,18 @@ class Transformer {
   const Tensor& grad(const std::string& name) const;
   void linear_fwd(std::int64_t layer, const std::vector<Proj>& projs, const Tensor& x,
                   const std::vector<Tensor>& outs);
+  // din += the input gradient of every projection, or, with din_fresh, din = their sum (din's
+  // old values are not read).
   void linear_bwd(std::int64_t layer, const std::vector<Proj>& projs, const Tensor& x,
-                  const std::vector<Tensor>& douts, const Tensor& din);
+                  const std::vector<Tensor>& douts, const Tensor& din, bool din_fresh);
+  std::size_t param_index(const std::string& name) const;
 
   TransformerConfig config_;
   DType dtype_;
   Device device_;
   Tensor params_, grads_;
   std::vector<Param> named_;
+  std::vector<char> grad_fresh_;  // per named_: not yet produced in this backward pass
   std::shared_ptr<Adapter> adapter_;
   struct ActsDeleter {
     void operator()(Acts* a) const;

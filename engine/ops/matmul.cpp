@@ -155,7 +155,8 @@ void cuda_matmul(const Tensor& a, const Tensor& b, const Tensor& c, const cpu::M
 }
 
 void cuda_matmul_bwd(const Tensor& a, const Tensor& b, const Tensor& dc, const Tensor& da,
-                     const Tensor& db, const cpu::MatmulDims& d, const MatmulArgs& args) {
+                     const Tensor& db, const cpu::MatmulDims& d, const MatmulArgs& args,
+                     MatmulGradAccumulate grads) {
   cuda::DeviceGuard device(a.device().index);
   const cudaStream_t stream = cuda::current_stream();
   void* da_ptr = da.defined() ? da.raw() : nullptr;
@@ -163,7 +164,8 @@ void cuda_matmul_bwd(const Tensor& a, const Tensor& b, const Tensor& dc, const T
   for (const GemmParams& p :
        cuda::matmul_bwd_plan(d, a.raw(), b.raw(), dc.raw(), da_ptr,
                              da.defined() ? gemm_type(da) : GemmType::f32, db_ptr,
-                             db.defined() ? gemm_type(db) : GemmType::f32, args.alpha))
+                             db.defined() ? gemm_type(db) : GemmType::f32, args.alpha,
+                             grads.da ? 1.0 : 0.0, grads.db ? 1.0 : 0.0))
     run_gemm(p, gemm_type(a), stream);
 }
 #endif  // HONE_WITH_CUDA
@@ -203,7 +205,7 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& c, const MatmulArgs&
 }
 
 void matmul_bwd(const Tensor& a, const Tensor& b, const Tensor& dc, const Tensor& da,
-                const Tensor& db, const MatmulArgs& args) {
+                const Tensor& db, const MatmulArgs& args, MatmulGradAccumulate grads) {
   constexpr std::string_view op = "matmul_bwd";
   if (a.defined() && a.device().is_cuda()) {
     expect_cuda_input(op, "a", a);
@@ -226,7 +228,7 @@ void matmul_bwd(const Tensor& a, const Tensor& b, const Tensor& dc, const Tensor
     }
     expect_disjoint(op, "db", db, "da", da);
 #ifdef HONE_WITH_CUDA
-    cuda_matmul_bwd(a, b, dc, da, db, d, args);
+    cuda_matmul_bwd(a, b, dc, da, db, d, args, grads);
     return;
 #else
     no_cuda_kernel(op);
@@ -258,7 +260,7 @@ void matmul_bwd(const Tensor& a, const Tensor& b, const Tensor& dc, const Tensor
   dispatch_float(op, a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     cpu::matmul_bwd<T>(a.data<T>(), b.data<T>(), dc.data<T>(), ptr<T>(da), ptr<T>(db), d,
-                       static_cast<T>(args.alpha));
+                       static_cast<T>(args.alpha), T(grads.da ? 1 : 0), T(grads.db ? 1 : 0));
   });
 }
 

@@ -36,9 +36,13 @@ struct MatmulArgs {
 void matmul(const Tensor& a, const Tensor& b, const Tensor& c, const MatmulArgs& args = {});
 // Gradients of c = alpha · op(a) · op(b) (args.beta is ignored): da += alpha · dc · op(b)ᵀ
 // (transposed back when trans_a), db += alpha · op(a)ᵀ · dc; a 2-D operand of a batched
-// product receives the sum over the batch. da/db accumulate (+=).
+// product receives the sum over the batch. da/db accumulate (+=) by default; grads.da = false
+// (grads.db = false) writes da (db) instead, never reading its old values.
+struct MatmulGradAccumulate {
+  bool da = true, db = true;
+};
 void matmul_bwd(const Tensor& a, const Tensor& b, const Tensor& dc, const Tensor& da,
-                const Tensor& db, const MatmulArgs& args = {});
+                const Tensor& db, const MatmulArgs& args = {}, MatmulGradAccumulate grads = {});
 
 // ---------------------------------------------------------------- norms
 // x: (..., D) viewed as (N, D). rstd, mean: (N).

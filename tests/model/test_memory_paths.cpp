@@ -1,6 +1,8 @@
 // The memory-saving paths of the model: the chunked loss (no N × V logits) and activation
-// checkpointing give the results of the plain path; the sliding window matches transformers.
+// checkpointing give the results of the plain path; backward writes the gradients without
+// clearing the slab first; the sliding window matches transformers.
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "model/transformer.h"
 #include "ops/ops.h"
@@ -70,6 +72,36 @@ TEST_CASE("the chunked loss equals the logits path, loss and gradients, for ever
     // Accumulating twice doubles the gradients.
     m.loss({ids, {}, {}}, targets, scale, true, true, -100, 7);
     CHECK(max_rel_diff(m.grads(), ops_scaled(plain_grads, 2.0)) < 1e-12);
+  }
+}
+
+TEST_CASE("backward writes every gradient whatever the slab held before", "[cpu][model]") {
+  // The first op producing a gradient writes it instead of adding to a cleared slab: stale
+  // values, even NaN, must leave no trace, on both the loss and the logits paths (including
+  // GPT-2's tied embedding, written by the head and then added to by the lookup).
+  for (const std::string& family : kFamilies) {
+    INFO(family);
+    Transformer m = Transformer::from_pretrained(kModels + family, DType::f32);
+    const SafetensorsFile ref = SafetensorsFile::open(kModels + family + "/reference.safetensors");
+    const Tensor ids = ref.load("input_ids", DType::i64), targets = targets_of(ids);
+    const double loss = m.loss({ids, {}, {}}, targets, 0.05, true, false, -100, 5);
+    const std::vector<float> clean = m.grads().to_vector<float>();
+    m.grads().fill(NAN);
+    CHECK(m.loss({ids, {}, {}}, targets, 0.05, true, false, -100, 5) == loss);
+    CHECK(m.grads().to_vector<float>() == clean);
+    // Accumulating adds onto what is there (to rounding: sums split over depth blocks and
+    // rows add in a different order).
+    m.loss({ids, {}, {}}, targets, 0.05, true, true, -100, 5);
+    const Tensor first = Tensor::from_vector<float>(m.grads().shape(), clean);
+    CHECK(max_rel_diff(m.grads(), ops_scaled(first, 2.0)) < 1e-6);
+    const Tensor logits = m.forward({ids, {}, {}});
+    const Tensor dlogits = Tensor::full(logits.shape(), 1e-3, DType::f32);
+    m.backward(dlogits);
+    const std::vector<float> via_logits = m.grads().to_vector<float>();
+    m.grads().fill(NAN);
+    m.forward({ids, {}, {}});
+    m.backward(dlogits);
+    CHECK(m.grads().to_vector<float>() == via_logits);
   }
 }
 

@@ -94,6 +94,18 @@ TEST_CASE("the CUDA GEMM plan of matmul and matmul_bwd equals the CPU reference"
           for (const auto& p : plan) host_gemm(p);
           REQUIRE(da.to_vector<double>() == da_ref.to_vector<double>());
           REQUIRE(db.to_vector<double>() == db_ref.to_vector<double>());
+          // Overwriting instead of accumulating: the old values (NaN here) are never read.
+          const Tensor da_new = Tensor::full(a.shape(), NAN, a.dtype());
+          const Tensor db_new = Tensor::full(b.shape(), NAN, b.dtype());
+          const Tensor da_w = Tensor::full(a.shape(), NAN, a.dtype());
+          const Tensor db_w = Tensor::full(b.shape(), NAN, b.dtype());
+          ops::matmul_bwd(a, b, dc, da_new, db_new, args, {false, false});
+          for (const auto& p : cuda::matmul_bwd_plan(d, a.raw(), b.raw(), dc.raw(), da_w.raw(),
+                                                     kernels::GemmType::f32, db_w.raw(),
+                                                     kernels::GemmType::f32, args.alpha, 0.0, 0.0))
+            host_gemm(p);
+          REQUIRE(da_w.to_vector<double>() == da_new.to_vector<double>());
+          REQUIRE(db_w.to_vector<double>() == db_new.to_vector<double>());
           // Undefined gradients are left out of the plan.
           CHECK(cuda::matmul_bwd_plan(d, a.raw(), b.raw(), dc.raw(), nullptr, kernels::GemmType::f32,
                                       db.raw(), kernels::GemmType::f32, 1.0).size() == 1);

@@ -378,6 +378,33 @@ TEST_CASE("matmul backward accumulates and skips undefined outputs", "[cpu][matm
   CHECK(test::compare(db, expect_sum(db0, want_b), {0.0, 0.0}) == "");
 }
 
+TEST_CASE("matmul backward overwrites instead of accumulating when asked", "[cpu][matmul]") {
+  // The outputs start as NaN: an overwrite must not read them (beta = 0, not 0 · old). Covers
+  // the sum over a batch into a shared operand's gradient, where only its first term may
+  // overwrite, on both GEMM paths (f32 packed, f64 Eigen).
+  std::uint64_t seed = 7000;
+  for (auto [ba, bb] : {std::pair<int, int>{0, 0}, {3, 0}, {0, 3}, {3, 3}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (DType dt : {DType::f32, DType::f64})
+          for (auto [acc_a, acc_b] : {std::pair<bool, bool>{false, false}, {false, true}, {true, false}}) {
+            const auto args = make_args(ta, tb, 0.5);
+            const Tensor a = small_ints(operand_shape(ba, 37, 45, ta), dt, seed += 3);
+            const Tensor b = small_ints(operand_shape(bb, 45, 40, tb), dt, seed += 3);
+            const Tensor g = small_ints(c_shape(dims_of(a, b, args)), dt, seed += 3);
+            Tensor want_a, want_b;
+            reference_bwd(a, b, g, args, want_a, want_b);
+            // Accumulating outputs start at zero, so both modes expect the plain gradient.
+            const Tensor da = acc_a ? Tensor::zeros(a.shape(), dt) : Tensor::full(a.shape(), NAN, dt);
+            const Tensor db = acc_b ? Tensor::zeros(b.shape(), dt) : Tensor::full(b.shape(), NAN, dt);
+            ops::matmul_bwd(a, b, g, da, db, args, {acc_a, acc_b});
+            INFO("a " << shape_str(a.shape()) << " b " << shape_str(b.shape()) << " " << dtype_name(dt)
+                      << " trans " << ta << tb << " accumulate " << acc_a << acc_b);
+            CHECK(test::compare(da, want_a, {0.0, 0.0}) == "");
+            CHECK(test::compare(db, want_b, {0.0, 0.0}) == "");
+          }
+}
+
 // The message of an argument error: op, argument and two more fragments (shapes or dtypes).
 // A macro, not a function: Catch's combined matchers keep references to their parts.
 #define MATMUL_ERR(arg, s1, s2) \
