@@ -56,11 +56,13 @@ std::vector<Shape> shapes(bool quick) {
       {"gpt2 attn q·kT", 256, 256, 64, false, true, 12},
       {"gpt2 attn p·v", 256, 64, 256, false, false, 12},
       {"llama o fwd", 512, 512, 512, false, true, 1},
+      {"llama k fwd", 512, 256, 512, false, true, 1},
       {"llama gate fwd", 512, 1408, 512, false, true, 1},
       {"llama down fwd", 512, 512, 1408, false, true, 1},
       {"llama lm_head fwd", 512, 32000, 512, false, true, 1},
       {"llama down dX", 512, 1408, 512, false, false, 1},
       {"llama gate dX", 512, 512, 1408, false, false, 1},
+      {"llama lm_head dX", 512, 512, 32000, false, false, 1},
       {"llama gate dW", 1408, 512, 512, true, false, 1},
       {"llama lm_head dW", 32000, 512, 512, true, false, 1},
   };
