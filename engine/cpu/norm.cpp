@@ -12,6 +12,22 @@ namespace hone::cpu {
 
 namespace {
 
+// Σ_j term(j) over j < dim in double, in kRowSumLanes interleaved partial sums (term j into lane
+// j mod kRowSumLanes) added in lane order: a fixed order that the compiler can keep in vector
+// registers (one running sum would be a chain of dependent adds).
+constexpr int kRowSumLanes = 8;
+template <class Term>
+double row_sum(std::int64_t dim, Term&& term) {
+  double lane[kRowSumLanes] = {};
+  std::int64_t j = 0;
+  for (; j + kRowSumLanes <= dim; j += kRowSumLanes)
+    for (int l = 0; l < kRowSumLanes; ++l) lane[l] += term(j + l);
+  for (int l = 0; j < dim; ++j, ++l) lane[l] += term(j);
+  double s = 0;
+  for (double x : lane) s += x;
+  return s;
+}
+
 // Rows per forward chunk: about 8K elements of work each.
 std::int64_t forward_grain(std::int64_t dim) { return dim >= 8192 ? 1 : 8192 / dim; }
 
@@ -68,8 +84,10 @@ void rmsnorm_fwd(const T* x, const T* w, std::int64_t n_rows, std::int64_t dim, 
     for (std::int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * dim;
       T* yr = y + r * dim;
-      double ss = 0;
-      for (std::int64_t j = 0; j < dim; ++j) ss += static_cast<double>(xr[j]) * xr[j];
+      const double ss = row_sum(dim, [&](std::int64_t j) {
+        const double v = static_cast<double>(xr[j]);
+        return v * v;
+      });
       const double rs = 1.0 / std::sqrt(ss / static_cast<double>(dim) + eps);
       rstd[r] = static_cast<T>(rs);
       for (std::int64_t j = 0; j < dim; ++j)
@@ -91,9 +109,9 @@ void rmsnorm_bwd(const T* dy, const T* x, const T* w, const T* rstd, std::int64_
     const double rs = static_cast<double>(rstd[r]);
     double c = 0;
     if (dx) {
-      double s = 0;
-      for (std::int64_t j = 0; j < dim; ++j)
-        s += static_cast<double>(dyr[j]) * static_cast<double>(w[j]) * static_cast<double>(xr[j]);
+      const double s = row_sum(dim, [&](std::int64_t j) {
+        return static_cast<double>(dyr[j]) * static_cast<double>(w[j]) * static_cast<double>(xr[j]);
+      });
       c = rs * rs * s / static_cast<double>(dim);
     }
     T* dxr = dx ? dx + r * dim : nullptr;
@@ -114,14 +132,13 @@ void layernorm_fwd(const T* x, const T* w, const T* b, std::int64_t n_rows, std:
     for (std::int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * dim;
       T* yr = y + r * dim;
-      double s = 0;
-      for (std::int64_t j = 0; j < dim; ++j) s += static_cast<double>(xr[j]);
-      const double mu = s / static_cast<double>(dim);
-      double ss = 0;  // two passes: no cancellation when |mean| ≫ std
-      for (std::int64_t j = 0; j < dim; ++j) {
+      const double mu = row_sum(dim, [&](std::int64_t j) { return static_cast<double>(xr[j]); }) /
+                        static_cast<double>(dim);
+      // Two passes: no cancellation when |mean| ≫ std.
+      const double ss = row_sum(dim, [&](std::int64_t j) {
         const double d = static_cast<double>(xr[j]) - mu;
-        ss += d * d;
-      }
+        return d * d;
+      });
       const double rs = 1.0 / std::sqrt(ss / static_cast<double>(dim) + eps);
       mean[r] = static_cast<T>(mu);
       rstd[r] = static_cast<T>(rs);
@@ -147,12 +164,12 @@ void layernorm_bwd(const T* dy, const T* x, const T* w, const T* mean, const T* 
     const double rs = static_cast<double>(rstd[r]);
     double mg = 0, mgx = 0;
     if (dx) {
-      double sg = 0, sgx = 0;
-      for (std::int64_t j = 0; j < dim; ++j) {
-        const double g = static_cast<double>(dyr[j]) * static_cast<double>(w[j]);
-        sg += g;
-        sgx += g * (static_cast<double>(xr[j]) - mu) * rs;
-      }
+      const double sg = row_sum(dim, [&](std::int64_t j) {
+        return static_cast<double>(dyr[j]) * static_cast<double>(w[j]);
+      });
+      const double sgx = row_sum(dim, [&](std::int64_t j) {
+        return static_cast<double>(dyr[j]) * static_cast<double>(w[j]) * ((static_cast<double>(xr[j]) - mu) * rs);
+      });
       mg = sg / static_cast<double>(dim);
       mgx = sgx / static_cast<double>(dim);
     }
