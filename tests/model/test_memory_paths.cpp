@@ -26,6 +26,20 @@ Tensor targets_of(const Tensor& ids) {
   return Tensor::from_vector<std::int64_t>({B * T}, t);
 }
 
+// A family's tiny checkpoint with its reference file, input ids and next-token targets.
+struct Fixture {
+  Transformer model;
+  SafetensorsFile ref;
+  Tensor ids, targets;
+};
+Fixture load_fixture(const std::string& family, DType dtype) {
+  Fixture f{Transformer::from_pretrained(kModels + family, dtype),
+            SafetensorsFile::open(kModels + family + "/reference.safetensors"), Tensor(), Tensor()};
+  f.ids = f.ref.load("input_ids", DType::i64);
+  f.targets = targets_of(f.ids);
+  return f;
+}
+
 Tensor ops_scaled(const Tensor& t, double factor) {
   Tensor out = t.clone();
   ops::scale_(out, factor);
@@ -47,9 +61,9 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
 TEST_CASE("the chunked loss equals the logits path, loss and gradients, for every family", "[cpu][model]") {
   for (const std::string& family : kFamilies) {
     INFO(family);
-    Transformer m = Transformer::from_pretrained(kModels + family, DType::f64);
-    const SafetensorsFile ref = SafetensorsFile::open(kModels + family + "/reference.safetensors");
-    const Tensor ids = ref.load("input_ids", DType::i64), targets = targets_of(ids);
+    Fixture f = load_fixture(family, DType::f64);
+    Transformer& m = f.model;
+    const Tensor &ids = f.ids, &targets = f.targets;
     const std::int64_t N = ids.numel();
     const double scale = 1.0 / static_cast<double>(ids.size(0) * (ids.size(1) - 1));
     // The plain path: all logits, cross-entropy, backward.
@@ -62,7 +76,7 @@ TEST_CASE("the chunked loss equals the logits path, loss and gradients, for ever
     ops::cross_entropy_bwd(Tensor::full({N}, scale, DType::f64), logits, targets, lse, {}, dlogits);
     m.backward(dlogits);
     const Tensor plain_grads = m.grads().clone();
-    CHECK(plain == Approx(ref.load("loss").item()).epsilon(1e-6));
+    CHECK(plain == Approx(f.ref.load("loss").item()).epsilon(1e-6));
     for (std::int64_t chunk : {std::int64_t{1}, std::int64_t{5}, N, 4 * N}) {
       INFO("chunk " << chunk);
       CHECK(m.loss({ids, {}, {}}, targets, scale, false, false, -100, chunk) == Approx(plain).epsilon(1e-13));
@@ -81,9 +95,9 @@ TEST_CASE("backward writes every gradient whatever the slab held before", "[cpu]
   // GPT-2's tied embedding, written by the head and then added to by the lookup).
   for (const std::string& family : kFamilies) {
     INFO(family);
-    Transformer m = Transformer::from_pretrained(kModels + family, DType::f32);
-    const SafetensorsFile ref = SafetensorsFile::open(kModels + family + "/reference.safetensors");
-    const Tensor ids = ref.load("input_ids", DType::i64), targets = targets_of(ids);
+    Fixture f = load_fixture(family, DType::f32);
+    Transformer& m = f.model;
+    const Tensor &ids = f.ids, &targets = f.targets;
     const double loss = m.loss({ids, {}, {}}, targets, 0.05, true, false, -100, 5);
     const std::vector<float> clean = m.grads().to_vector<float>();
     m.grads().fill(NAN);
@@ -108,9 +122,9 @@ TEST_CASE("backward writes every gradient whatever the slab held before", "[cpu]
 TEST_CASE("activation checkpointing gives bitwise the same loss and gradients", "[cpu][model]") {
   for (const std::string& family : kFamilies) {
     INFO(family);
-    Transformer m = Transformer::from_pretrained(kModels + family, DType::f32);
-    const SafetensorsFile ref = SafetensorsFile::open(kModels + family + "/reference.safetensors");
-    const Tensor ids = ref.load("input_ids", DType::i64), targets = targets_of(ids);
+    Fixture f = load_fixture(family, DType::f32);
+    Transformer& m = f.model;
+    const Tensor &ids = f.ids, &targets = f.targets;
     const double plain = m.loss({ids, {}, {}}, targets, 0.05, true);
     const std::vector<float> plain_grads = m.grads().to_vector<float>();
     m.set_activation_checkpointing(true);
