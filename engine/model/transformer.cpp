@@ -197,7 +197,8 @@ void Transformer::linear_fwd(std::int64_t layer, const std::vector<Proj>& projs,
   if (adapter_) adapter_->linear_fwd(layer, projs, x, outs);
 }
 
-// din += Σ_j dout_j · W_j; with a trainable base dW_j += dout_jᵀ · x and db_j += Σ_n dout_j.
+// din += Σ_j dout_j · W_j (din = with din_fresh); with a trainable base dW_j = or += dout_jᵀ · x
+// (see begin_grads) and db_j += Σ_n dout_j.
 void Transformer::linear_bwd(std::int64_t layer, const std::vector<Proj>& projs, const Tensor& x,
                              const std::vector<Tensor>& douts, const Tensor& din, bool din_fresh) {
   const bool train = train_base();
