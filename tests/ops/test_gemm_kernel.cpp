@@ -176,6 +176,22 @@ TEST_CASE("gemm kernel with empty products scales C", "[cpu][gemm]") {
   }
 }
 
+// C = 0.5 · op(A) · op(B) + C0 computed on 1, 2 and 3 threads, in that order (the thread count
+// restored afterwards).
+static std::vector<std::vector<float>> on_1_2_3_threads(const std::vector<float>& a,
+                                                        const std::vector<float>& b,
+                                                        const std::vector<float>& c0, const StridedGemm& g) {
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> outs;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    outs.push_back(c0);
+    hone::cpu::gemm_strided(a.data(), b.data(), outs.back().data(), g, 0.5f, 1.0f);
+  }
+  omp_set_num_threads(saved);
+  return outs;
+}
+
 TEST_CASE("gemm kernel gives the same bits for any thread count", "[cpu][gemm]") {
   const int saved = omp_get_max_threads();
   for (bool ta : {false, true})
@@ -184,12 +200,7 @@ TEST_CASE("gemm kernel gives the same bits for any thread count", "[cpu][gemm]")
       const StridedGemm g = family(300, 1100, 800, ta, tb, 2, 1);
       const std::vector<float> a = hone::test::random_floats(a_size(g), 1), b = hone::test::random_floats(b_size(g), 2);
       const std::vector<float> c0 = hone::test::random_floats(c_size(g), 3);
-      std::vector<std::vector<float>> outs;
-      for (int threads : {1, 2, 3}) {
-        omp_set_num_threads(threads);
-        outs.push_back(c0);
-        hone::cpu::gemm_strided(a.data(), b.data(), outs.back().data(), g, 0.5f, 1.0f);
-      }
+      const std::vector<std::vector<float>> outs = on_1_2_3_threads(a, b, c0, g);
       // Inside a parallel region (nested: one thread), too.
       std::vector<float> nested = c0;
       omp_set_num_threads(2);
@@ -323,20 +334,13 @@ TEST_CASE("gemm kernel with a shared operand matches f64 and the plain grid's bi
       cases.push_back({100, 6200, 400, ta, tb, hone::cpu::GemmShare::kA});
   cases.push_back({2900, 790, 390, true, false, hone::cpu::GemmShare::kB});
   cases.push_back({2900, 790, 390, false, true, hone::cpu::GemmShare::kB});
-  const int saved = omp_get_max_threads();
   for (const Case& cs : cases) {
     const StridedGemm g = family(cs.m, cs.n, cs.k, cs.ta, cs.tb);
     INFO("m " << cs.m << " n " << cs.n << " k " << cs.k << " trans " << cs.ta << cs.tb);
     REQUIRE(hone::cpu::gemm_plan(g).share == cs.share);
     const std::vector<float> a = hone::test::random_floats(a_size(g), 21), b = hone::test::random_floats(b_size(g), 22);
     const std::vector<float> c0 = hone::test::random_floats(c_size(g), 23);
-    std::vector<std::vector<float>> outs;
-    for (int threads : {1, 2, 3}) {
-      omp_set_num_threads(threads);
-      outs.push_back(c0);
-      hone::cpu::gemm_strided(a.data(), b.data(), outs.back().data(), g, 0.5f, 1.0f);
-    }
-    omp_set_num_threads(saved);
+    const std::vector<std::vector<float>> outs = on_1_2_3_threads(a, b, c0, g);
     CHECK(check_against_f64(a, b, c0, outs[0], g, 0.5f, 1.0f) == "");
     CHECK(bitwise_equal(outs[0], outs[1]));
     CHECK(bitwise_equal(outs[0], outs[2]));
