@@ -15,9 +15,10 @@ struct AdamWScalars {
   double grad_scale = 1.0;  // the gradient is read as g · grad_scale (a clipping coefficient)
 };
 
-// One AdamW step over n elements (PyTorch's order; arithmetic in f64, stored as T):
-//   g ← g · grad_scale;  p ← p · (1 − lr·wd);  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
-//   p ← p − (lr / (1−β1ᵗ)) · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps)
+// One AdamW step over n elements (PyTorch's update, in T's arithmetic with explicit fused
+// multiply-adds; the exact order is in optim.cpp and the CUDA kernel follows it):
+//   g ← g · grad_scale;  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
+//   p ← p · (1 − lr·wd) − (lr / (1−β1ᵗ)) · m / (sqrt(v) / sqrt(1−β2ᵗ) + eps)
 // The gradient itself is not written.
 template <class T>
 void adamw_step(T* param, const T* grad, T* m, T* v, std::int64_t n, const AdamWScalars& a);

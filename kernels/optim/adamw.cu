@@ -15,26 +15,22 @@ namespace {
 
 using namespace optim_detail;
 
-// The step's constants, folded on the host in f64 as the CPU reference computes them. The
-// update itself is computed in f64 too, in the reference's order: the kernel is memory-bound,
-// so the wider arithmetic costs nothing, and the fp32 master weights then follow the reference
-// to the rounding of each step's result instead of drifting by fp32 rounding every step.
+// The step's constants, folded on the host in f64 and rounded to f32 once, as the CPU reference
+// does. The update is the reference's f32 operations in its order, each fused multiply-add
+// written out (nvcc would otherwise contract where it likes), so the two agree bit for bit.
 struct AdamWHyper {
-  double beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
-  double decay;      // 1 − lr·wd
-  double step_size;  // lr / (1 − β1ᵗ)
-  double inv_bc2_sqrt;  // 1 / sqrt(1 − β2ᵗ)
+  float beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
+  float decay;         // 1 − lr·wd
+  float step_size;     // lr / (1 − β1ᵗ)
+  float inv_bc2_sqrt;  // 1 / sqrt(1 − β2ᵗ)
 };
 
-__device__ __forceinline__ void adamw_update(const AdamWHyper& h, float g32, float& p, float& m,
+__device__ __forceinline__ void adamw_update(const AdamWHyper& h, float g, float& p, float& m,
                                              float& v) {
-  const double g = g32;
-  const double pd = static_cast<double>(p) * h.decay;
-  const double md = h.beta1 * static_cast<double>(m) + h.one_minus_beta1 * g;
-  const double vd = h.beta2 * static_cast<double>(v) + h.one_minus_beta2 * g * g;
-  m = static_cast<float>(md);
-  v = static_cast<float>(vd);
-  p = static_cast<float>(pd - h.step_size * md / (sqrt(vd) * h.inv_bc2_sqrt + h.eps));
+  m = fmaf(h.beta1, m, h.one_minus_beta1 * g);
+  v = fmaf(h.beta2, v, (h.one_minus_beta2 * g) * g);
+  const float u = h.step_size * (m / fmaf(sqrtf(v), h.inv_bc2_sqrt, h.eps));
+  p = fmaf(p, h.decay, -u);
 }
 
 template <class G>
@@ -119,14 +115,14 @@ void adamw_step(const AdamWParams& p, cudaStream_t stream) {
   }
   const double t = static_cast<double>(p.step);
   AdamWHyper h;
-  h.beta1 = p.beta1;
-  h.one_minus_beta1 = 1.0 - p.beta1;
-  h.beta2 = p.beta2;
-  h.one_minus_beta2 = 1.0 - p.beta2;
-  h.eps = p.eps;
-  h.decay = 1.0 - p.lr * p.weight_decay;
-  h.step_size = p.lr / (1.0 - std::pow(p.beta1, t));
-  h.inv_bc2_sqrt = 1.0 / std::sqrt(1.0 - std::pow(p.beta2, t));
+  h.beta1 = static_cast<float>(p.beta1);
+  h.one_minus_beta1 = static_cast<float>(1.0 - p.beta1);
+  h.beta2 = static_cast<float>(p.beta2);
+  h.one_minus_beta2 = static_cast<float>(1.0 - p.beta2);
+  h.eps = static_cast<float>(p.eps);
+  h.decay = static_cast<float>(1.0 - p.lr * p.weight_decay);
+  h.step_size = static_cast<float>(p.lr / (1.0 - std::pow(p.beta1, t)));
+  h.inv_bc2_sqrt = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(p.beta2, t)));
   const bool bf16_grad = p.grad_type == OptimGradType::bf16;
   constexpr std::int64_t kMaxBlocks = 1024;
   for (int first = 0; first < p.count; first += kTable) {

@@ -97,8 +97,9 @@ TEST_CASE("adamw decoupled weight decay with zero gradient", "[cpu][optim]") {
       args.step = step;
       ops::adamw_step(p, Tensor::zeros({n}, dt), m, v, args);
     }
-    // Two steps of pure decay: p · (1 − lr·wd)², each step rounded to the dtype.
-    const double decay = 1.0 - args.lr * args.weight_decay;
+    // Two steps of pure decay: p · (1 − lr·wd)², the factor and each step's product rounded to
+    // the dtype (a product of two f32 values is exact in f64, so rounding it gives f32's).
+    const double decay = vec({1.0 - args.lr * args.weight_decay}, dt).to_vector<double>()[0];
     std::vector<double> expected = p0.to_vector<double>();
     for (double& x : expected) {
       x = vec({x * decay}, dt).to_vector<double>()[0];
