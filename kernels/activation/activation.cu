@@ -6,6 +6,7 @@
 
 #include "hone/error.h"
 #include "kernels/common/bf16.cuh"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 
 HONE_KERNELS_BEGIN
@@ -137,11 +138,7 @@ void run_map(const char* op_name, const void* const (&in)[NI], void* const (&out
   if (blocks > kMaxBlocks) blocks = kMaxBlocks;
   launch(map_kernel<NI, NO, Op>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, s,
          n, n_vec, Op{});
-  (void)op_name;  // names the launch error under nvcc
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, op_name, "launch failed: ", cudaGetErrorString(err));
-#endif
+  check_launch(op_name);
 }
 
 void check_n(const char* op, std::int64_t n) {

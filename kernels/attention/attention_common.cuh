@@ -10,6 +10,7 @@
 
 #include "hone/error.h"
 #include "kernels/attention/attention.h"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 #include "kernels/common/ptx.cuh"
 
@@ -80,15 +81,6 @@ inline void check_problem(const char* op, const AttentionParams& p) {
 
 inline float resolved_scale(float scale, int hd) {
   return scale != 0.0f ? scale : 1.0f / std::sqrt(static_cast<float>(hd));
-}
-
-inline void check_launch(const char* op) {
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, op, "launch failed: ", cudaGetErrorString(err));
-#else
-  (void)op;
-#endif
 }
 
 // Allows `bytes` of dynamic shared memory for `kernel` (above 48 KiB a kernel must opt in).

@@ -8,6 +8,7 @@
 
 #include "hone/error.h"
 #include "kernels/common/bf16.cuh"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 
 HONE_KERNELS_BEGIN
@@ -187,15 +188,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
-
-void check_launch(const char* op) {
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, op, "launch failed: ", cudaGetErrorString(err));
-#else
-  (void)op;
-#endif
-}
 
 void check_ptr(const char* op, const char* field, const void* p) {
   HONE_CHECK(p != nullptr, op, "'", field, "' is null");

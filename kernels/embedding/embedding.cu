@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "hone/error.h"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 #include "kernels/embedding/embedding.h"
 
@@ -219,15 +220,6 @@ __global__ void __launch_bounds__(kAccumThreads)
 }
 
 // ---- host side --------------------------------------------------------------------------------
-
-void check_launch(const char* op) {
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, op, "launch failed: ", cudaGetErrorString(err));
-#else
-  (void)op;
-#endif
-}
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 

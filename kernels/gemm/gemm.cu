@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "hone/error.h"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/gemm/gemm_kernel.cuh"
 
 HONE_KERNELS_BEGIN
@@ -159,13 +160,6 @@ __global__ void __launch_bounds__(256) gemm_reduce_kernel(GemmArgs p, int splits
   }
 }
 
-void check_launch() {
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, kOp, "launch failed: ", cudaGetErrorString(err));
-#endif
-}
-
 template <class Cfg, bool kATrans, bool kBTrans>
 void launch_tiles(const GemmArgs& args, dim3 grid, cudaStream_t stream) {
   void (*kernel)(GemmArgs) = gemm_kernel<Cfg, kATrans, kBTrans>;
@@ -178,7 +172,7 @@ void launch_tiles(const GemmArgs& args, dim3 grid, cudaStream_t stream) {
              cudaGetErrorString(err));
 #endif
   launch(kernel, grid, dim3(Cfg::kThreads), smem, stream, args);
-  check_launch();
+  check_launch(kOp);
 }
 
 template <class Cfg>
@@ -247,7 +241,7 @@ void gemm(const GemmParams& p, cudaStream_t stream) {
       const std::int64_t blocks = std::min<std::int64_t>((pairs + kThreads - 1) / kThreads, 8192);
       launch(gemm_reduce_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream,
              chunk, plan.splits);
-      check_launch();
+      check_launch(kOp);
     }
   }
 }

@@ -4,6 +4,7 @@
 #include "kernels/gemm/gemm_probe.h"
 
 #include "hone/error.h"
+#include "kernels/common/check_launch.cuh"
 
 HONE_KERNELS_BEGIN
 namespace {
@@ -42,10 +43,7 @@ template <bool kATrans, bool kBTrans>
 void run(const GemmArgs& p, std::uint32_t* out, cudaStream_t stream) {
   launch(gemm_fragment_dump_kernel<kATrans, kBTrans>, dim3(1), dim3(Cfg::kThreads),
          sizeof(SharedStorage<Cfg, kATrans, kBTrans>), stream, p, out);
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, "gemm_dump_fragments", "launch failed: ", cudaGetErrorString(err));
-#endif
+  check_launch("gemm_dump_fragments");
 }
 
 }  // namespace

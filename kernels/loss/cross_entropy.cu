@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "hone/error.h"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 #include "kernels/loss/loss.h"
 
@@ -229,15 +230,6 @@ __global__ void __launch_bounds__(kThreads) ce_bwd_kernel(CrossEntropyParams p) 
   write_grad(static_cast<const T*>(p.logits) + n * p.vocab,
              static_cast<D*>(p.dlogits) + n * p.vocab, p.vocab, p.lse[n], row_gw(p, n), t,
              ignored, bad);
-}
-
-void check_launch(const char* op) {
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, op, "launch failed: ", cudaGetErrorString(err));
-#else
-  (void)op;
-#endif
 }
 
 void check_common(const char* op, const CrossEntropyParams& p) {

@@ -10,6 +10,7 @@
 
 #include "hone/error.h"
 #include "kernels/common/bf16.cuh"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 #include "kernels/norm/norm.h"
 
@@ -162,15 +163,6 @@ void dispatch(bool layer, const RowConfig& c, F&& f) {
     dispatch_shape<true>(c, f);
   else
     dispatch_shape<false>(c, f);
-}
-
-inline void check_launch(const char* op) {
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, op, "launch failed: ", cudaGetErrorString(err));
-#else
-  (void)op;
-#endif
 }
 
 }  // namespace norm_detail

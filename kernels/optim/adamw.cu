@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "hone/error.h"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 #include "kernels/optim/optim.h"
 #include "kernels/optim/table.cuh"
@@ -83,15 +84,6 @@ __global__ void __launch_bounds__(kThreads)
       if (pb) pb[e] = __float2bfloat16_rn(p);
     }
   }
-}
-
-void check_launch(const char* op) {
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, op, "launch failed: ", cudaGetErrorString(err));
-#else
-  (void)op;
-#endif
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "hone/error.h"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 #include "kernels/optim/optim.h"
 #include "kernels/optim/table.cuh"
@@ -76,15 +77,6 @@ __global__ void __launch_bounds__(kThreads)
   const double r = sqrt(total);
   *norm = static_cast<float>(r);
   if (clip_scale) *clip_scale = r > max_norm ? static_cast<float>(max_norm / (r + 1e-6)) : 1.0f;
-}
-
-void check_launch(const char* op) {
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, op, "launch failed: ", cudaGetErrorString(err));
-#else
-  (void)op;
-#endif
 }
 
 // Blocks of pass 1 for the launch over tensors [first, first + count): a function of the

@@ -3,6 +3,7 @@
 
 #include "hone/error.h"
 #include "hone/random.h"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 
 HONE_KERNELS_BEGIN
@@ -29,10 +30,7 @@ void philox_uniform(const PhiloxUniformParams& p, cudaStream_t stream) {
   const std::int64_t blocks_needed = (p.n + 4 * kThreads - 1) / (4 * kThreads);
   launch(philox_uniform_kernel, dim3(static_cast<unsigned>(blocks_needed)), dim3(kThreads), 0,
          stream, p);
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, "philox_uniform", "launch failed: ", cudaGetErrorString(err));
-#endif
+  check_launch("philox_uniform");
 }
 
 HONE_KERNELS_END

@@ -8,6 +8,7 @@
 
 #include "hone/error.h"
 #include "kernels/common/bf16.cuh"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 
 HONE_KERNELS_BEGIN
@@ -119,10 +120,7 @@ void rope_run(const char* op, const RopeParams& p, double sign, cudaStream_t str
     launch(rope_kernel<8>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, stream, a);
   else
     launch(rope_kernel<1>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, stream, a);
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, op, "launch failed: ", cudaGetErrorString(err));
-#endif
+  check_launch(op);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "cpu/sampling.h"
 #include "hone/error.h"
+#include "kernels/common/check_launch.cuh"
 #include "kernels/common/compat.cuh"
 #include "kernels/sampling/sampling.h"
 
@@ -196,15 +197,6 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p, RowCon
       return;
     }
   }
-}
-
-void check_launch(const char* op) {
-#if defined(__CUDACC__)
-  const cudaError_t err = cudaGetLastError();
-  HONE_CHECK(err == cudaSuccess, op, "launch failed: ", cudaGetErrorString(err));
-#else
-  (void)op;
-#endif
 }
 
 }  // namespace
