@@ -23,6 +23,14 @@ std::int64_t row_grain(std::int64_t vocab) {
   return std::max<std::int64_t>(1, (std::int64_t{1} << 15) / std::max<std::int64_t>(vocab, 1));
 }
 
+#if defined(__AVX512F__)
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which its uninitialized-use
+// analysis reports once inlined here; the values are fully defined.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 // The f32 row reductions below define their order by 16 interleaved lanes: element v of a row
 // goes to lane v mod 16 (the elements after the last whole block of 16 to lanes 0, 1, …), and
 // the lanes are combined in lane order. With AVX-512 or AVX2 the lanes are vector registers;
@@ -89,6 +97,10 @@ double row_sum_exp_f32(const float* x, std::int64_t n, float shift) {
   return s;
 }
 
+#if defined(__AVX512F__)
+#pragma GCC diagnostic pop
+#endif
+
 // log Σ_v exp(x[v]) for one row, max-shifted, summed in f64.
 template <class T>
 double row_lse(const T* x, std::int64_t vocab) {
@@ -143,17 +155,19 @@ void cross_entropy_bwd(const T* dlosses, const T* logits, const I* targets, cons
       }
       const double w = weights ? static_cast<double>(weights[n]) : 1.0;
       const double g = static_cast<double>(dlosses[n]) * w;
+      // The target's logit is read before the row is written: dlogits may be logits itself.
+      const T xt = x[t];
       if constexpr (std::is_same_v<T, float>) {
         const float gf = static_cast<float>(g), lf = lse[n];
 #pragma omp simd
         for (std::int64_t v = 0; v < vocab; ++v) dx[v] = gf * exp_f32(x[v] - lf);
-        dx[t] = gf * (exp_f32(x[t] - lf) - 1.0f);
+        dx[t] = gf * (exp_f32(xt - lf) - 1.0f);
         continue;
       }
       const double l = static_cast<double>(lse[n]);
       for (std::int64_t v = 0; v < vocab; ++v)
         dx[v] = static_cast<T>(g * std::exp(static_cast<double>(x[v]) - l));
-      dx[t] = static_cast<T>(g * (std::exp(static_cast<double>(x[t]) - l) - 1.0));
+      dx[t] = static_cast<T>(g * (std::exp(static_cast<double>(xt) - l) - 1.0));
     }
   });
 }

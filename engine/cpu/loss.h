@@ -14,7 +14,7 @@ void cross_entropy_fwd(const T* logits, const I* targets, const T* weights, std:
                        std::int64_t vocab, std::int64_t ignore_index, T* losses, T* lse);
 
 // dlogits (=) [n, v] = dlosses[n] · w[n] · (exp(x[n, v] − lse[n]) − [v == t]); a zero row
-// where t == ignore_index.
+// where t == ignore_index. dlogits may equal logits (the gradient overwrites the logits).
 template <class T, class I>
 void cross_entropy_bwd(const T* dlosses, const T* logits, const I* targets, const T* lse,
                        const T* weights, std::int64_t n_rows, std::int64_t vocab,

@@ -522,7 +522,8 @@ double Transformer::loss(const Batch& batch, const Tensor& targets, double scale
     for (std::int64_t i = 0; i < n; ++i) sum += l64[static_cast<std::size_t>(i)];
     total += scale * sum;
     if (backward) {
-      const Tensor dlogits = Tensor::empty({n, V}, dtype_, device_);
+      // The gradient replaces the logits in place: one (n, V) buffer per chunk, not two.
+      const Tensor& dlogits = logits;
       ops::cross_entropy_bwd(Tensor::full({n}, scale, stat_dtype(), device_), logits, t, lse, ce, dlogits);
       const bool write_dw = dw.defined() && take_fresh(head);
       ops::matmul_bwd(h, w, dlogits, dh.slice(r0, r1), dw, kLinear, {false, !write_dw});

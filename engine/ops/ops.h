@@ -172,6 +172,7 @@ struct CrossEntropyArgs {
 void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
                        const Tensor& losses, const Tensor& lse);
 // dlogits (=) = dlosses[n] · w[n] · (softmax(logits[n]) − onehot(t[n])); zero rows where ignored.
+// dlogits may be logits itself: the gradient then replaces the logits, in place.
 void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
                        const Tensor& lse, const CrossEntropyArgs& args, const Tensor& dlogits);
 

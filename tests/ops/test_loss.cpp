@@ -292,6 +292,26 @@ TEST_CASE("cross entropy ignored rows give zero loss and zero gradient", "[cpu][
   }
 }
 
+TEST_CASE("cross entropy gradient may overwrite the logits in place", "[cpu][loss]") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dt));
+    // Rows of several parallel chunks, every third ignored, weighted, with random dlosses.
+    const std::int64_t n = 67, vocab = 301;
+    const Tensor logits = test::random_tensor({n, vocab}, dt, 91, -5.0, 5.0);
+    const Tensor targets = targets_tensor(targets_with_ignored(n, vocab, -100, 92), DType::i64);
+    ops::CrossEntropyArgs args;
+    args.weights = test::random_tensor({n}, dt, 93, 0.5, 2.0);
+    const Tensor dlosses = test::random_tensor({n}, dt, 94);
+    Tensor losses = Tensor::empty({n}, dt), lse = Tensor::empty({n}, dt);
+    ops::cross_entropy_fwd(logits, targets, args, losses, lse);
+    Tensor apart = test::poisoned({n, vocab}, dt);
+    ops::cross_entropy_bwd(dlosses, logits, targets, lse, args, apart);
+    Tensor in_place = logits.clone();
+    ops::cross_entropy_bwd(dlosses, in_place, targets, lse, args, in_place);
+    CHECK(in_place.to_vector<double>() == apart.to_vector<double>());
+  }
+}
+
 TEST_CASE("cross entropy gradient rows sum to zero", "[cpu][loss]") {
   const std::int64_t n = 8, vocab = 129;
   Tensor logits = test::random_tensor({n, vocab}, DType::f64, 81, -6.0, 6.0);
