@@ -186,8 +186,9 @@ int main(int argc, char** argv) {
   }
   const hone::cpu::GemmKernelInfo kernel = hone::cpu::gemm_kernel_info();
   const char* isa = kernel.isa;
-  std::printf("kernel %s (%d×%d), %d threads\n", *isa ? isa : "none (Eigen)", kernel.mr,
-              kernel.nr, omp_get_max_threads());
+  const double peak = hone::cpu::fma_peak_gflops();
+  std::printf("kernel %s (%d×%d), %d threads, f32 FMA peak %.1f GFLOP/s (measured)\n",
+              *isa ? isa : "none (Eigen)", kernel.mr, kernel.nr, omp_get_max_threads(), peak);
   std::printf("%-20s %6s %6s %6s %3s %5s %10s %10s %8s %9s %6s\n", "op", "m", "n", "k", "op",
               "count", "hone GF/s", "eigen GF/s", "speedup", "rel err", "shared");
   std::vector<Row> rows;
@@ -209,7 +210,8 @@ int main(int argc, char** argv) {
   std::printf("all shapes, one call each: hone %.1f ms, eigen %.1f ms (%.2fx)\n", hone_total * 1e3,
               eigen_total * 1e3, hone_total > 0 ? eigen_total / hone_total : 0.0);
   std::string json = "{\"benchmark\": \"gemm\", \"threads\": " +
-                     std::to_string(omp_get_max_threads()) + ", \"kernel\": \"" + isa +
+                     std::to_string(omp_get_max_threads()) + ", \"fma_peak_gflops\": " +
+                     std::to_string(peak) + ", \"kernel\": \"" + isa +
                      "\", \"baseline\": \"Eigen, one product per fixed tile\", \"results\": [\n";
   for (std::size_t i = 0; i < rows.size(); ++i)
     json += "  " + rows[i].json() + (i + 1 < rows.size() ? ",\n" : "\n");

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "cpu/gemm_kernel.h"
 #include "hone/device.h"
 #include "hone/random.h"
 #include "hone/trainer.h"
@@ -225,7 +226,11 @@ int main(int argc, char** argv) {
     report = {{"benchmark", "gpu_train_step"}, {"device", name}, {"peak_bf16_tflops", peak_tflops}};
   } else {
     report = {{"benchmark", "cpu_train_step"}, {"threads", omp_get_max_threads()},
+              {"fma_peak_gflops", cpu::fma_peak_gflops()},
               {"hone_matmul_gflops_1024", matmul_gflops(quick ? 256 : 1024)}};
+    std::printf("f32 FMA peak %.1f GFLOP/s, hone matmul %lld³ %.1f GFLOP/s (%d threads)\n",
+                report["fma_peak_gflops"].get<double>(), quick ? 256LL : 1024LL,
+                report["hone_matmul_gflops_1024"].get<double>(), omp_get_max_threads());
   }
   std::printf("%-12s %12s %12s %10s %14s %8s\n", "model", "hone tok/s", "hone GF/s", "torch tok/s", "torch GF/s", "ratio");
   for (const Case& c : device.is_cuda() ? device_cases(quick) : cases(quick)) {

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <new>
@@ -123,6 +124,8 @@ GemmPlan gemm_plan(const StridedGemm& g) {
 
 #if !defined(HONE_GEMM_KERNEL)
 
+double fma_peak_gflops(double) { return 0.0; }
+
 void gemm_packed(const float*, const float*, float*, const StridedGemm&, float, float) {
   fail("gemm_packed", "this build has no AVX-512 or AVX2+FMA micro-kernel (use gemm_eigen)");
 }
@@ -234,6 +237,47 @@ void micro_kernel(std::int64_t kc, const float* __restrict ap, const float* __re
       ci += Vec::W;
     }
   }
+}
+
+// Iterations of fma_peak_gflops' chains between two readings of the clock, and the windows its
+// time is cut into.
+constexpr std::int64_t kPeakBatch = 4096;
+constexpr int kPeakWindows = 10;
+
+// One thread's rate in FLOP/s: kChains accumulators, each acc ← acc·x + y, which settles at
+// y / (1 − x) = 1 (no overflow, no subnormals), for kPeakWindows windows of seconds /
+// kPeakWindows after one unmeasured (the clock settles under vector load). The best window
+// counts: on a shared machine anything else running only slows a window down. The sum goes to
+// `sink` so that nothing is optimised away.
+double thread_fma_rate(double seconds, float& sink) {
+  using V = typename Vec::V;
+  constexpr int kChains = kMr * kNv;
+  V acc[kChains];
+#pragma GCC unroll 32
+  for (int i = 0; i < kChains; ++i) acc[i] = Vec::set1(static_cast<float>(i) * 0.01f);
+  const V x = Vec::set1(0.5f), y = Vec::set1(0.5f);
+  double best = 0.0;
+  for (int window = 0; window <= kPeakWindows; ++window) {
+    const auto start = std::chrono::steady_clock::now();
+    std::int64_t batches = 0;
+    double elapsed = 0.0;
+    do {
+      for (std::int64_t it = 0; it < kPeakBatch; ++it) {
+#pragma GCC unroll 32
+        for (int i = 0; i < kChains; ++i) acc[i] = Vec::fma(acc[i], x, y);
+      }
+      ++batches;
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    } while (elapsed < seconds / kPeakWindows);
+    const double rate = 2.0 * Vec::W * kChains * static_cast<double>(batches * kPeakBatch) / elapsed;
+    if (window > 0) best = std::max(best, rate);
+  }
+  alignas(64) float lanes[Vec::W];
+  V total = acc[0];
+  for (int i = 1; i < kChains; ++i) total = Vec::fma(acc[i], x, total);
+  std::memcpy(lanes, &total, sizeof lanes);
+  for (float l : lanes) sink += l;
+  return best;
 }
 
 using MicroKernel = void (*)(std::int64_t, const float*, const float*, float*, std::int64_t, int,
@@ -479,6 +523,16 @@ void run_tile(const float* a, const float* b, float* c, const StridedGemm& g, st
 }
 
 }  // namespace
+
+double fma_peak_gflops(double seconds) {
+  double rate = 0.0;
+  float sink = 0.0f;
+#pragma omp parallel reduction(+ : rate, sink)
+  rate += thread_fma_rate(seconds, sink);
+  // The chains settle at 1: anything else means the loop did not run as written.
+  HONE_CHECK(sink > 0.0f, "fma_peak_gflops", "the probe's chains summed to ", sink);
+  return rate * 1e-9;
+}
 
 void gemm_packed(const float* a, const float* b, float* c, const StridedGemm& g, float alpha,
                  float beta) {

@@ -34,6 +34,15 @@ struct GemmKernelInfo {
 };
 GemmKernelInfo gemm_kernel_info();
 
+// The f32 multiply-add ceiling of this build's vector ISA, in GFLOP/s over all of OpenMP's
+// threads at once: each thread runs kGemmMr·kGemmNr/W independent chains of vector fused
+// multiply-adds (the micro-kernel's accumulators) on registers alone, for about `seconds` cut
+// into windows; each thread's best window counts and the threads' rates are added. What a GEMM
+// on this machine can approach, measured rather than taken from a data sheet (clock and vector
+// units vary with the load and the machine); the benchmarks report against it. 0 in a build
+// without a packed kernel.
+double fma_peak_gflops(double seconds = 0.2);
+
 // The task grid of each of `count` output matrices: tile_rows × tile_cols tiles (the last
 // row/column of tiles may be short). Depends only on the shapes; the values computed do not
 // depend on it at all (see kGemmKcMax), only the load balance does.

@@ -357,3 +357,14 @@ TEST_CASE("gemm kernel with a shared operand matches f64 and the plain grid's bi
     CHECK(bitwise_equal(std::vector<float>(both.begin() + c0.size(), both.end()), outs[0]));
   }
 }
+
+TEST_CASE("the FMA peak probe measures a rate where the build has a kernel", "[cpu][gemm]") {
+  const double peak = hone::cpu::fma_peak_gflops(0.02);
+  if (*hone::cpu::gemm_kernel_info().isa == '\0') {
+    CHECK(peak == 0.0);
+  } else {
+    // A rate, finite and positive; how high depends on the machine (the benchmarks report it).
+    CHECK(std::isfinite(peak));
+    CHECK(peak > 0.0);
+  }
+}
