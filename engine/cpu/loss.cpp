@@ -117,57 +117,80 @@ double row_lse(const T* x, std::int64_t vocab) {
   return m + std::log(s);
 }
 
+// Row n of the forward: lse[n] and losses[n] (0 where the target is ignored).
+template <class T, class I>
+void row_fwd(const T* x, const I* targets, const T* weights, std::int64_t n, std::int64_t vocab,
+             std::int64_t ignore_index, T* losses, T* lse) {
+  const double l = row_lse(x, vocab);
+  lse[n] = static_cast<T>(l);
+  const std::int64_t t = static_cast<std::int64_t>(targets[n]);
+  if (t == ignore_index) {
+    losses[n] = T(0);
+    return;
+  }
+  const double w = weights ? static_cast<double>(weights[n]) : 1.0;
+  losses[n] = static_cast<T>(w * (l - static_cast<double>(x[t])));
+}
+
+// Row n of the backward for upstream gradient dloss: dx = dloss · w[n] · (softmax(x) −
+// onehot(t)), softmax_v = exp(x[v] − lse[n]); a zero row where the target is ignored. dx may
+// be x itself: the target's logit is read before the row is written.
+template <class T, class I>
+void row_bwd(const T* x, const I* targets, const T* weights, std::int64_t n, std::int64_t vocab,
+             std::int64_t ignore_index, T dloss, T lse, T* dx) {
+  const std::int64_t t = static_cast<std::int64_t>(targets[n]);
+  if (t == ignore_index) {
+    std::fill(dx, dx + vocab, T(0));
+    return;
+  }
+  const double w = weights ? static_cast<double>(weights[n]) : 1.0;
+  const double g = static_cast<double>(dloss) * w;
+  const T xt = x[t];
+  if constexpr (std::is_same_v<T, float>) {
+    const float gf = static_cast<float>(g), lf = lse;
+#pragma omp simd
+    for (std::int64_t v = 0; v < vocab; ++v) dx[v] = gf * exp_f32(x[v] - lf);
+    dx[t] = gf * (exp_f32(xt - lf) - 1.0f);
+    return;
+  }
+  const double l = static_cast<double>(lse);
+  for (std::int64_t v = 0; v < vocab; ++v)
+    dx[v] = static_cast<T>(g * std::exp(static_cast<double>(x[v]) - l));
+  dx[t] = static_cast<T>(g * (std::exp(static_cast<double>(xt) - l) - 1.0));
+}
+
 }  // namespace
 
 template <class T, class I>
 void cross_entropy_fwd(const T* logits, const I* targets, const T* weights, std::int64_t n_rows,
                        std::int64_t vocab, std::int64_t ignore_index, T* losses, T* lse) {
   parallel_for(n_rows, row_grain(vocab), [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t n = begin; n < end; ++n) {
-      const T* x = logits + n * vocab;
-      const double l = row_lse(x, vocab);
-      lse[n] = static_cast<T>(l);
-      const std::int64_t t = static_cast<std::int64_t>(targets[n]);
-      if (t == ignore_index) {
-        losses[n] = T(0);
-        continue;
-      }
-      const double w = weights ? static_cast<double>(weights[n]) : 1.0;
-      losses[n] = static_cast<T>(w * (l - static_cast<double>(x[t])));
-    }
+    for (std::int64_t n = begin; n < end; ++n)
+      row_fwd(logits + n * vocab, targets, weights, n, vocab, ignore_index, losses, lse);
   });
 }
 
-// d loss[n] / d x[n, v] = w[n] · (softmax(x[n])_v − [v == t]), softmax_v = exp(x[n, v] − lse[n]);
-// chained with the upstream dlosses[n]. Overwrites dlogits.
 template <class T, class I>
 void cross_entropy_bwd(const T* dlosses, const T* logits, const I* targets, const T* lse,
                        const T* weights, std::int64_t n_rows, std::int64_t vocab,
                        std::int64_t ignore_index, T* dlogits) {
   parallel_for(n_rows, row_grain(vocab), [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t n = begin; n < end; ++n)
+      row_bwd(logits + n * vocab, targets, weights, n, vocab, ignore_index, dlosses[n], lse[n],
+              dlogits + n * vocab);
+  });
+}
+
+template <class T, class I>
+void cross_entropy_fwd_bwd(const T* logits, const I* targets, const T* weights,
+                           std::int64_t n_rows, std::int64_t vocab, std::int64_t ignore_index,
+                           T dloss, T* losses, T* lse, T* dlogits) {
+  parallel_for(n_rows, row_grain(vocab), [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t n = begin; n < end; ++n) {
-      const T* x = logits + n * vocab;
-      T* dx = dlogits + n * vocab;
-      const std::int64_t t = static_cast<std::int64_t>(targets[n]);
-      if (t == ignore_index) {
-        std::fill(dx, dx + vocab, T(0));
-        continue;
-      }
-      const double w = weights ? static_cast<double>(weights[n]) : 1.0;
-      const double g = static_cast<double>(dlosses[n]) * w;
-      // The target's logit is read before the row is written: dlogits may be logits itself.
-      const T xt = x[t];
-      if constexpr (std::is_same_v<T, float>) {
-        const float gf = static_cast<float>(g), lf = lse[n];
-#pragma omp simd
-        for (std::int64_t v = 0; v < vocab; ++v) dx[v] = gf * exp_f32(x[v] - lf);
-        dx[t] = gf * (exp_f32(xt - lf) - 1.0f);
-        continue;
-      }
-      const double l = static_cast<double>(lse[n]);
-      for (std::int64_t v = 0; v < vocab; ++v)
-        dx[v] = static_cast<T>(g * std::exp(static_cast<double>(x[v]) - l));
-      dx[t] = static_cast<T>(g * (std::exp(static_cast<double>(xt) - l) - 1.0));
+      // The row is still in cache from the forward when the gradient reads it again.
+      row_fwd(logits + n * vocab, targets, weights, n, vocab, ignore_index, losses, lse);
+      row_bwd(logits + n * vocab, targets, weights, n, vocab, ignore_index, dloss, lse[n],
+              dlogits + n * vocab);
     }
   });
 }
@@ -176,7 +199,9 @@ void cross_entropy_bwd(const T* dlosses, const T* logits, const I* targets, cons
   template void cross_entropy_fwd<T, I>(const T*, const I*, const T*, std::int64_t,           \
                                         std::int64_t, std::int64_t, T*, T*);                  \
   template void cross_entropy_bwd<T, I>(const T*, const T*, const I*, const T*, const T*,     \
-                                        std::int64_t, std::int64_t, std::int64_t, T*);
+                                        std::int64_t, std::int64_t, std::int64_t, T*);        \
+  template void cross_entropy_fwd_bwd<T, I>(const T*, const I*, const T*, std::int64_t,       \
+                                            std::int64_t, std::int64_t, T, T*, T*, T*);
 HONE_CPU_LOSS_INSTANTIATE(float, std::int32_t)
 HONE_CPU_LOSS_INSTANTIATE(float, std::int64_t)
 HONE_CPU_LOSS_INSTANTIATE(double, std::int32_t)

@@ -20,4 +20,12 @@ void cross_entropy_bwd(const T* dlosses, const T* logits, const I* targets, cons
                        const T* weights, std::int64_t n_rows, std::int64_t vocab,
                        std::int64_t ignore_index, T* dlogits);
 
+// cross_entropy_fwd, then cross_entropy_bwd with every dlosses[n] = dloss, row by row: each
+// row's gradient is written while the row is still in cache from its forward (one pass over the
+// logits from memory instead of two). The same bits as the two calls; dlogits may equal logits.
+template <class T, class I>
+void cross_entropy_fwd_bwd(const T* logits, const I* targets, const T* weights,
+                           std::int64_t n_rows, std::int64_t vocab, std::int64_t ignore_index,
+                           T dloss, T* losses, T* lse, T* dlogits);
+
 }  // namespace hone::cpu

@@ -516,15 +516,16 @@ double Transformer::loss(const Batch& batch, const Tensor& targets, double scale
     const Tensor logits = Tensor::empty({n, V}, dtype_, device_),
                  losses = Tensor::empty({n}, stat_dtype(), device_), lse = Tensor::empty({n}, stat_dtype(), device_);
     ops::matmul(h, w, logits, kLinear);
-    ops::cross_entropy_fwd(logits, t, ce, losses, lse);
+    // With backward, the gradient for the scaled loss is written with the forward, in place of
+    // the logits: one pass over them and one (n, V) buffer per chunk.
+    const Tensor& dlogits = logits;
+    if (backward) ops::cross_entropy_fwd_bwd(logits, t, ce, scale, losses, lse, dlogits);
+    else ops::cross_entropy_fwd(logits, t, ce, losses, lse);
     const std::vector<double> l64 = losses.to_vector<double>();
     double sum = 0;
     for (std::int64_t i = 0; i < n; ++i) sum += l64[static_cast<std::size_t>(i)];
     total += scale * sum;
     if (backward) {
-      // The gradient replaces the logits in place: one (n, V) buffer per chunk, not two.
-      const Tensor& dlogits = logits;
-      ops::cross_entropy_bwd(Tensor::full({n}, scale, stat_dtype(), device_), logits, t, lse, ce, dlogits);
       const bool write_dw = dw.defined() && take_fresh(head);
       ops::matmul_bwd(h, w, dlogits, dh.slice(r0, r1), dw, kLinear, {false, !write_dw});
     }

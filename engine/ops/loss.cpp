@@ -1,5 +1,6 @@
 // ops::cross_entropy_fwd / cross_entropy_bwd: argument validation and device dispatch: the CPU
 // reference, or on CUDA the chunked kernels of kernels/loss (per-row values in f32).
+#include <cmath>
 #include <cstdint>
 
 #include "cpu/loss.h"
@@ -208,6 +209,55 @@ void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor
       cpu::cross_entropy_bwd<T, I>(dlosses.data<T>(), logits.data<T>(), targets.data<I>(),
                                    lse.data<T>(), optional_data<T>(args.weights), n, vocab,
                                    args.ignore_index, dlogits.data<T>());
+    });
+  });
+}
+
+void cross_entropy_fwd_bwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
+                           double dloss, const Tensor& losses, const Tensor& lse,
+                           const Tensor& dlogits) {
+  constexpr std::string_view op = "cross_entropy_fwd_bwd";
+  HONE_CHECK(std::isfinite(dloss), op, "dloss = ", dloss, "; expected a finite value");
+  if (logits.defined() && logits.device().is_cuda()) {
+    check_cuda_ce_common(op, logits, targets, args);
+    check_cuda_row_tensor(op, "losses", losses, logits);
+    check_cuda_row_tensor(op, "lse", lse, logits);
+    expect_defined(op, "dlogits", dlogits);
+    expect_cuda_dtype(op, "dlogits", dlogits, {DType::bf16, DType::f32});
+    expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
+    expect_device(op, "dlogits", dlogits, "logits", logits);
+#ifdef HONE_CUDA_LOSS
+    if (logits.size(0) == 0) return;
+    cuda::DeviceGuard device(logits.device().index);
+    kernels::CrossEntropyParams p = ce_params(logits, targets, args);
+    p.losses = losses.data<float>();
+    p.lse = lse.data<float>();
+    p.dloss = static_cast<float>(dloss);
+    p.dlogits = dlogits.raw();
+    p.dlogits_type = loss_type(dlogits);
+    kernels::cross_entropy_fwd(p, cuda::current_stream());
+    return;
+#else
+    cuda_unavailable(op, "loss");
+#endif
+  }
+  const std::int64_t vocab = check_ce_common(op, logits, targets, args);
+  check_row_tensor(op, "losses", losses, logits);
+  check_row_tensor(op, "lse", lse, logits);
+  expect_defined(op, "dlogits", dlogits);
+  expect_dtype(op, "dlogits", dlogits, "logits", logits);
+  expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
+  expect_device(op, "dlogits", dlogits, "logits", logits);
+  check_targets_in_range(op, targets, vocab, args.ignore_index);
+  const std::int64_t n = logits.size(0);
+  dispatch_float(op, logits.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    dispatch_index(targets.dtype(), [&](auto itag) {
+      using I = decltype(itag);
+      cpu::cross_entropy_fwd_bwd<T, I>(logits.data<T>(), targets.data<I>(),
+                                       optional_data<T>(args.weights), n, vocab,
+                                       args.ignore_index, static_cast<T>(dloss),
+                                       losses.data<T>(), lse.data<T>(), dlogits.data<T>());
     });
   });
 }

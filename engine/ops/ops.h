@@ -175,6 +175,13 @@ void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, const CrossE
 // dlogits may be logits itself: the gradient then replaces the logits, in place.
 void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
                        const Tensor& lse, const CrossEntropyArgs& args, const Tensor& dlogits);
+// Both at once for dlosses[n] = dloss (a loss scaled by one constant, as in training): the
+// forward's outputs and dlogits, each row's gradient written while the row is still in cache
+// (CPU) or in one launch (CUDA); the same values as cross_entropy_fwd then cross_entropy_bwd.
+// dlogits may be logits itself.
+void cross_entropy_fwd_bwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
+                           double dloss, const Tensor& losses, const Tensor& lse,
+                           const Tensor& dlogits);
 
 // ---------------------------------------------------------------- optimizer
 // AdamW with decoupled weight decay and bias correction (PyTorch's update order):

@@ -431,6 +431,23 @@ TEST_CASE("ops cross_entropy on cuda matches the CPU ops", HONE_DEVICE_TAG) {
           };
           const std::vector<Tensor> r = run();
           CHECK(all_bytes(run()) == all_bytes(r));
+          {
+            // One launch for both, with one upstream gradient for every row: the same bytes as
+            // the two launches with that gradient, in place of the logits too.
+            const double dloss = 0.37;
+            const Tensor losses = poisoned_gpu({rows}, DType::f32), lse = poisoned_gpu({rows}, DType::f32);
+            const Tensor dlogits = poisoned_gpu({rows, vocab}, dt);
+            ops::cross_entropy_fwd(ld, td, args, losses, lse);
+            ops::cross_entropy_bwd(Tensor::full({rows}, dloss, DType::f32, ld.device()), ld, td, lse, args, dlogits);
+            const Tensor l1 = poisoned_gpu({rows}, DType::f32), s1 = poisoned_gpu({rows}, DType::f32);
+            const Tensor d1 = poisoned_gpu({rows, vocab}, dt);
+            ops::cross_entropy_fwd_bwd(ld, td, args, dloss, l1, s1, d1);
+            const Tensor l2 = poisoned_gpu({rows}, DType::f32), s2 = poisoned_gpu({rows}, DType::f32);
+            const Tensor in_place = ld.clone();
+            ops::cross_entropy_fwd_bwd(in_place, td, args, dloss, l2, s2, in_place);
+            CHECK(all_bytes({l1, s1, d1}) == all_bytes({losses, lse, dlogits}));
+            CHECK(all_bytes({l2, s2, in_place}) == all_bytes({losses, lse, dlogits}));
+          }
           CHECK(close(r[0], losses32, kRow) == "");
           CHECK(close(r[1], lse32, kRow) == "");
           // Probabilities are small: relative to the reference, within about one bf16 ulp.

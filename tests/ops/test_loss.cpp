@@ -312,6 +312,47 @@ TEST_CASE("cross entropy gradient may overwrite the logits in place", "[cpu][los
   }
 }
 
+TEST_CASE("cross entropy forward and backward in one pass equal the two calls", "[cpu][loss]") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    for (DType idt : {DType::i32, DType::i64}) {
+      for (bool weighted : {false, true}) {
+        CAPTURE(dtype_name(dt), dtype_name(idt), weighted);
+        const std::int64_t n = 67, vocab = 301;
+        const Tensor logits = test::random_tensor({n, vocab}, dt, 95, -5.0, 5.0);
+        const Tensor targets = targets_tensor(targets_with_ignored(n, vocab, -100, 96), idt);
+        ops::CrossEntropyArgs args;
+        if (weighted) args.weights = test::random_tensor({n}, dt, 97, 0.5, 2.0);
+        const double dloss = 0.37;
+        Tensor losses = test::poisoned({n}, dt), lse = test::poisoned({n}, dt);
+        Tensor dlogits = test::poisoned({n, vocab}, dt);
+        ops::cross_entropy_fwd(logits, targets, args, losses, lse);
+        ops::cross_entropy_bwd(Tensor::full({n}, dloss, dt), logits, targets, lse, args, dlogits);
+        // Into separate outputs, then in place of the logits.
+        Tensor l1 = test::poisoned({n}, dt), s1 = test::poisoned({n}, dt);
+        Tensor d1 = test::poisoned({n, vocab}, dt);
+        ops::cross_entropy_fwd_bwd(logits, targets, args, dloss, l1, s1, d1);
+        Tensor l2 = test::poisoned({n}, dt), s2 = test::poisoned({n}, dt);
+        Tensor in_place = logits.clone();
+        ops::cross_entropy_fwd_bwd(in_place, targets, args, dloss, l2, s2, in_place);
+        CHECK(l1.to_vector<double>() == losses.to_vector<double>());
+        CHECK(s1.to_vector<double>() == lse.to_vector<double>());
+        CHECK(d1.to_vector<double>() == dlogits.to_vector<double>());
+        CHECK(l2.to_vector<double>() == losses.to_vector<double>());
+        CHECK(s2.to_vector<double>() == lse.to_vector<double>());
+        CHECK(in_place.to_vector<double>() == dlogits.to_vector<double>());
+      }
+    }
+  }
+  const Tensor x = Tensor::zeros({2, 3}, DType::f32), t = Tensor::zeros({2}, DType::i64);
+  const Tensor l = Tensor::empty({2}, DType::f32), s = Tensor::empty({2}, DType::f32);
+  CHECK_THROWS_WITH(ops::cross_entropy_fwd_bwd(x, t, {}, std::nan(""), l, s, x.clone()),
+                    Catch::Contains("[cross_entropy_fwd_bwd]") && Catch::Contains("dloss = nan"));
+  CHECK_THROWS_WITH(ops::cross_entropy_fwd_bwd(x, t, {}, 1.0, l, s, Tensor()),
+                    Catch::Contains("[cross_entropy_fwd_bwd]") && Catch::Contains("dlogits"));
+  CHECK_THROWS_WITH(ops::cross_entropy_fwd_bwd(x, t, {}, 1.0, l, s, Tensor::empty({2, 4}, DType::f32)),
+                    Catch::Contains("[cross_entropy_fwd_bwd]") && Catch::Contains("dlogits"));
+}
+
 TEST_CASE("cross entropy gradient rows sum to zero", "[cpu][loss]") {
   const std::int64_t n = 8, vocab = 129;
   Tensor logits = test::random_tensor({n, vocab}, DType::f64, 81, -6.0, 6.0);
