@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
     report = {{"benchmark", "gpu_train_step"}, {"device", name}, {"peak_bf16_tflops", peak_tflops}};
   } else {
     report = {{"benchmark", "cpu_train_step"}, {"threads", omp_get_max_threads()},
-              {"fma_peak_gflops", cpu::fma_peak_gflops()},
+              {"fma_peak_gflops", cpu::fma_peak_gflops(quick ? 0.1 : 0.5)},
               {"hone_matmul_gflops_1024", matmul_gflops(quick ? 256 : 1024)}};
     std::printf("f32 FMA peak %.1f GFLOP/s, hone matmul %lld³ %.1f GFLOP/s (%d threads)\n",
                 report["fma_peak_gflops"].get<double>(), quick ? 256LL : 1024LL,
@@ -276,6 +276,13 @@ int main(int argc, char** argv) {
         std::printf("\n");
       }
     report["cases"].push_back(row);
+  }
+  if (!device.is_cuda()) {
+    // The ceiling again after the steps: a slow phase of a shared machine only lowers it.
+    const double again = cpu::fma_peak_gflops(quick ? 0.1 : 0.5);
+    report["fma_peak_gflops"] = std::max(report["fma_peak_gflops"].get<double>(), again);
+    std::printf("f32 FMA peak, the higher of the readings before and after: %.1f GFLOP/s\n",
+                report["fma_peak_gflops"].get<double>());
   }
   if (!report.contains("cases")) {
     std::fprintf(stderr, "bench_train: no model named '%s' (--case)\n", only.c_str());

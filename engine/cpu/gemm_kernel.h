@@ -41,7 +41,7 @@ GemmKernelInfo gemm_kernel_info();
 // on this machine can approach, measured rather than taken from a data sheet (clock and vector
 // units vary with the load and the machine); the benchmarks report against it. 0 in a build
 // without a packed kernel.
-double fma_peak_gflops(double seconds = 0.2);
+double fma_peak_gflops(double seconds = 0.5);
 
 // The task grid of each of `count` output matrices: tile_rows × tile_cols tiles (the last
 // row/column of tiles may be short). Depends only on the shapes; the values computed do not
