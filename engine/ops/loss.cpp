@@ -131,6 +131,15 @@ kernels::CrossEntropyParams ce_params(const Tensor& logits, const Tensor& target
 }
 #endif
 
+// The gradient output: the logits' shape and device; on a device bf16 or f32, on the CPU the
+// logits' dtype.
+void check_dlogits(std::string_view op, const Tensor& dlogits, const Tensor& logits) {
+  if (logits.device().is_cuda()) expect_cuda_dtype(op, "dlogits", dlogits, {DType::bf16, DType::f32});
+  else expect_dtype(op, "dlogits", dlogits, "logits", logits);
+  expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
+  expect_device(op, "dlogits", dlogits, "logits", logits);
+}
+
 }  // namespace
 
 void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
@@ -176,9 +185,7 @@ void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor
     check_cuda_row_tensor(op, "dlosses", dlosses, logits);
     check_cuda_row_tensor(op, "lse", lse, logits);
     if (!dlogits.defined()) return;  // an undefined gradient output is skipped
-    expect_cuda_dtype(op, "dlogits", dlogits, {DType::bf16, DType::f32});
-    expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
-    expect_device(op, "dlogits", dlogits, "logits", logits);
+    check_dlogits(op, dlogits, logits);
 #ifdef HONE_CUDA_LOSS
     if (logits.size(0) == 0) return;
     cuda::DeviceGuard device(logits.device().index);
@@ -197,9 +204,7 @@ void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor
   check_row_tensor(op, "dlosses", dlosses, logits);
   check_row_tensor(op, "lse", lse, logits);
   if (!dlogits.defined()) return;  // an undefined gradient output is skipped
-  expect_dtype(op, "dlogits", dlogits, "logits", logits);
-  expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
-  expect_device(op, "dlogits", dlogits, "logits", logits);
+  check_dlogits(op, dlogits, logits);
   check_targets_in_range(op, targets, vocab, args.ignore_index);
   const std::int64_t n = logits.size(0);
   dispatch_float(op, logits.dtype(), [&](auto tag) {
@@ -223,9 +228,7 @@ void cross_entropy_fwd_bwd(const Tensor& logits, const Tensor& targets, const Cr
     check_cuda_row_tensor(op, "losses", losses, logits);
     check_cuda_row_tensor(op, "lse", lse, logits);
     expect_defined(op, "dlogits", dlogits);
-    expect_cuda_dtype(op, "dlogits", dlogits, {DType::bf16, DType::f32});
-    expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
-    expect_device(op, "dlogits", dlogits, "logits", logits);
+    check_dlogits(op, dlogits, logits);
 #ifdef HONE_CUDA_LOSS
     if (logits.size(0) == 0) return;
     cuda::DeviceGuard device(logits.device().index);
@@ -245,9 +248,7 @@ void cross_entropy_fwd_bwd(const Tensor& logits, const Tensor& targets, const Cr
   check_row_tensor(op, "losses", losses, logits);
   check_row_tensor(op, "lse", lse, logits);
   expect_defined(op, "dlogits", dlogits);
-  expect_dtype(op, "dlogits", dlogits, "logits", logits);
-  expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
-  expect_device(op, "dlogits", dlogits, "logits", logits);
+  check_dlogits(op, dlogits, logits);
   check_targets_in_range(op, targets, vocab, args.ignore_index);
   const std::int64_t n = logits.size(0);
   dispatch_float(op, logits.dtype(), [&](auto tag) {
