@@ -2,8 +2,9 @@
 // tiles of 32 query or key rows per (sequence, head), parallel over work items; decode against a
 // KV cache as plain loops (a few query rows per sequence).
 #include "cpu/attention.h"
+// First: it turns off a false GCC warning before anything includes the intrinsics.
+#include "cpu/eigen.h"
 
-#include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <limits>

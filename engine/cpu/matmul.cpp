@@ -3,18 +3,11 @@
 // without one use fixed output tiles, each a single-threaded Eigen product, spread over the
 // OpenMP threads. Either way results depend only on the shapes, never on the thread count.
 #include "cpu/matmul.h"
-
-// GCC 12 reports Eigen's AVX-512 packet code, which starts from _mm512_undefined_*(), as
-// possibly uninitialised once it is inlined into the products below; the values are defined.
-// (Before the includes: the warning is placed at the intrinsics' lines.)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+// First: it turns off a false GCC warning before anything includes the intrinsics.
+#include "cpu/eigen.h"
 
 #include <omp.h>
 
-#include <Eigen/Dense>
 #include <type_traits>
 
 #include "cpu/gemm_kernel.h"
