@@ -277,16 +277,16 @@ int main(int argc, char** argv) {
       }
     report["cases"].push_back(row);
   }
+  if (!report.contains("cases")) {
+    std::fprintf(stderr, "bench_train: no model named '%s' (--case)\n", only.c_str());
+    return 2;
+  }
   if (!device.is_cuda()) {
     // The ceiling again after the steps: a slow phase of a shared machine only lowers it.
     const double again = cpu::fma_peak_gflops(quick ? 0.1 : 0.5);
     report["fma_peak_gflops"] = std::max(report["fma_peak_gflops"].get<double>(), again);
     std::printf("f32 FMA peak, the higher of the readings before and after: %.1f GFLOP/s\n",
                 report["fma_peak_gflops"].get<double>());
-  }
-  if (!report.contains("cases")) {
-    std::fprintf(stderr, "bench_train: no model named '%s' (--case)\n", only.c_str());
-    return 2;
   }
   const std::string text = report.dump(1);
   if (!json_path.empty()) {
