@@ -22,7 +22,9 @@ constexpr std::int64_t kElementwiseGrain = std::int64_t{1} << 14;
 // The step's constants are folded in f64 and rounded to T once. The weight is rounded once per
 // step, as an f64 update rounded to T would be: the update u is small against p, so its own
 // rounding (relative 2⁻²⁴ in f32) is far below p's last bit. f32 arithmetic keeps the loop at
-// the speed of memory; f64 division and square root made it three times as long as that.
+// the speed of memory (the f64 update waited on vector division and square root: ~1.5× the
+// time). std::fma is one vector instruction where the build targets FMA (x86-64-v3 and up,
+// AArch64); for older x86-64 levels it is a library call: the same bits, much slower.
 template <class T>
 void adamw_step(T* param, const T* grad, T* m, T* v, std::int64_t n, const AdamWScalars& a) {
   const double t = static_cast<double>(a.step);
