@@ -48,6 +48,15 @@ void expect_device(std::string_view op, std::string_view name, const Tensor& t,
              " but ", ref_name, " is on ", ref.device().str());
 }
 
+void expect_same_or_apart(std::string_view op, std::string_view name, const Tensor& t,
+                          std::string_view ref_name, const Tensor& ref) {
+  if (ref.numel() == 0 || ref.raw() == t.raw()) return;
+  const auto* r0 = static_cast<const char*>(ref.raw());
+  const auto* t0 = static_cast<const char*>(t.raw());
+  HONE_CHECK(!(r0 < t0 + t.nbytes() && t0 < r0 + ref.nbytes()), op, "argument '", name, "' ",
+             shape_str(t.shape()), " partly overlaps ", ref_name, " ", shape_str(ref.shape()));
+}
+
 std::string described(std::string_view name, const Tensor& t) {
   return cat(name, " ", shape_str(t.shape()));
 }

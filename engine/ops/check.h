@@ -24,6 +24,10 @@ void expect_shape(std::string_view op, std::string_view name, const Tensor& t, c
 void expect_ndim(std::string_view op, std::string_view name, const Tensor& t, std::int64_t ndim);
 void expect_device(std::string_view op, std::string_view name, const Tensor& t,
                    std::string_view ref_name, const Tensor& ref);
+// An output that overlaps an input must be the same tensor (in place): a partial overlap would
+// make the result depend on the order rows or chunks run in.
+void expect_same_or_apart(std::string_view op, std::string_view name, const Tensor& t,
+                          std::string_view ref_name, const Tensor& ref);
 // "x (3, 4)": a tensor's name with its shape, for `from` strings.
 std::string described(std::string_view name, const Tensor& t);
 

@@ -37,17 +37,6 @@ kernels::ElementwiseType elem_type(const Tensor& t) {
 }
 #endif
 
-// A second operand that overlaps the first must be the same tensor: a partial overlap would
-// make the result depend on the order the chunks run in.
-void expect_same_or_apart(std::string_view op, std::string_view name, const Tensor& t,
-                          std::string_view ref_name, const Tensor& ref) {
-  if (ref.numel() == 0 || ref.raw() == t.raw()) return;
-  const auto* r0 = static_cast<const char*>(ref.raw());
-  const auto* t0 = static_cast<const char*>(t.raw());
-  HONE_CHECK(!(r0 < t0 + t.nbytes() && t0 < r0 + ref.nbytes()), op, "argument '", name, "' ",
-             shape_str(t.shape()), " partly overlaps ", ref_name, " ", shape_str(ref.shape()));
-}
-
 }  // namespace
 
 void add_(const Tensor& dst, const Tensor& src, double alpha) {

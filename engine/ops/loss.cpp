@@ -132,12 +132,13 @@ kernels::CrossEntropyParams ce_params(const Tensor& logits, const Tensor& target
 #endif
 
 // The gradient output: the logits' shape and device; on a device bf16 or f32, on the CPU the
-// logits' dtype.
+// logits' dtype; the logits themselves or apart from them.
 void check_dlogits(std::string_view op, const Tensor& dlogits, const Tensor& logits) {
   if (logits.device().is_cuda()) expect_cuda_dtype(op, "dlogits", dlogits, {DType::bf16, DType::f32});
   else expect_dtype(op, "dlogits", dlogits, "logits", logits);
   expect_shape(op, "dlogits", dlogits, logits.shape(), described("logits", logits));
   expect_device(op, "dlogits", dlogits, "logits", logits);
+  expect_same_or_apart(op, "dlogits", dlogits, "logits", logits);
 }
 
 }  // namespace

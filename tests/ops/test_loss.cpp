@@ -351,6 +351,13 @@ TEST_CASE("cross entropy forward and backward in one pass equal the two calls", 
                     Catch::Contains("[cross_entropy_fwd_bwd]") && Catch::Contains("dlogits"));
   CHECK_THROWS_WITH(ops::cross_entropy_fwd_bwd(x, t, {}, 1.0, l, s, Tensor::empty({2, 4}, DType::f32)),
                     Catch::Contains("[cross_entropy_fwd_bwd]") && Catch::Contains("dlogits"));
+  // In place or apart: a gradient one row off the logits would overwrite rows not yet read.
+  const Tensor both = Tensor::zeros({3, 3}, DType::f32);
+  CHECK_THROWS_WITH(ops::cross_entropy_fwd_bwd(both.slice(0, 2), t, {}, 1.0, l, s, both.slice(1, 3)),
+                    Catch::Contains("[cross_entropy_fwd_bwd]") && Catch::Contains("partly overlaps"));
+  CHECK_THROWS_WITH(ops::cross_entropy_bwd(Tensor::full({2}, 1.0, DType::f32), both.slice(0, 2), t, s, {},
+                                           both.slice(1, 3)),
+                    Catch::Contains("[cross_entropy_bwd]") && Catch::Contains("partly overlaps"));
 }
 
 TEST_CASE("cross entropy gradient rows sum to zero", "[cpu][loss]") {
