@@ -115,9 +115,14 @@ kernels::LossType loss_type(const Tensor& t) {
   return t.dtype() == DType::f32 ? kernels::LossType::f32 : kernels::LossType::bf16;
 }
 
+// The launch's tensors; dlogits only when defined (the forward alone leaves it null).
 kernels::CrossEntropyParams ce_params(const Tensor& logits, const Tensor& targets,
-                                      const CrossEntropyArgs& args) {
+                                      const CrossEntropyArgs& args, const Tensor& dlogits = {}) {
   kernels::CrossEntropyParams p;
+  if (dlogits.defined()) {
+    p.dlogits = dlogits.raw();
+    p.dlogits_type = loss_type(dlogits);
+  }
   p.rows = logits.size(0);
   p.vocab = logits.size(1);
   p.logits = logits.raw();
@@ -141,21 +146,23 @@ void check_dlogits(std::string_view op, const Tensor& dlogits, const Tensor& log
   expect_same_or_apart(op, "dlogits", dlogits, "logits", logits);
 }
 
-}  // namespace
-
-void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
-                       const Tensor& losses, const Tensor& lse) {
-  constexpr std::string_view op = "cross_entropy_fwd";
+// The forward, and with a defined dlogits the gradient for dlosses[n] = dloss in the same pass
+// (cross_entropy_fwd_bwd).
+void ce_forward(std::string_view op, const Tensor& logits, const Tensor& targets,
+                const CrossEntropyArgs& args, const Tensor& losses, const Tensor& lse,
+                const Tensor& dlogits, double dloss) {
   if (logits.defined() && logits.device().is_cuda()) {
     check_cuda_ce_common(op, logits, targets, args);
     check_cuda_row_tensor(op, "losses", losses, logits);
     check_cuda_row_tensor(op, "lse", lse, logits);
+    if (dlogits.defined()) check_dlogits(op, dlogits, logits);
 #ifdef HONE_CUDA_LOSS
     if (logits.size(0) == 0) return;
     cuda::DeviceGuard device(logits.device().index);
-    kernels::CrossEntropyParams p = ce_params(logits, targets, args);
+    kernels::CrossEntropyParams p = ce_params(logits, targets, args, dlogits);
     p.losses = losses.data<float>();
     p.lse = lse.data<float>();
+    p.dloss = static_cast<float>(dloss);
     kernels::cross_entropy_fwd(p, cuda::current_stream());
     return;
 #else
@@ -165,17 +172,39 @@ void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, const CrossE
   const std::int64_t vocab = check_ce_common(op, logits, targets, args);
   check_row_tensor(op, "losses", losses, logits);
   check_row_tensor(op, "lse", lse, logits);
+  if (dlogits.defined()) check_dlogits(op, dlogits, logits);
   check_targets_in_range(op, targets, vocab, args.ignore_index);
   const std::int64_t n = logits.size(0);
   dispatch_float(op, logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
     dispatch_index(targets.dtype(), [&](auto itag) {
       using I = decltype(itag);
-      cpu::cross_entropy_fwd<T, I>(logits.data<T>(), targets.data<I>(),
-                                   optional_data<T>(args.weights), n, vocab, args.ignore_index,
-                                   losses.data<T>(), lse.data<T>());
+      const T* w = optional_data<T>(args.weights);
+      if (dlogits.defined())
+        cpu::cross_entropy_fwd_bwd<T, I>(logits.data<T>(), targets.data<I>(), w, n, vocab,
+                                         args.ignore_index, static_cast<T>(dloss),
+                                         losses.data<T>(), lse.data<T>(), dlogits.data<T>());
+      else
+        cpu::cross_entropy_fwd<T, I>(logits.data<T>(), targets.data<I>(), w, n, vocab,
+                                     args.ignore_index, losses.data<T>(), lse.data<T>());
     });
   });
+}
+
+}  // namespace
+
+void cross_entropy_fwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
+                       const Tensor& losses, const Tensor& lse) {
+  ce_forward("cross_entropy_fwd", logits, targets, args, losses, lse, Tensor(), 1.0);
+}
+
+void cross_entropy_fwd_bwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
+                           double dloss, const Tensor& losses, const Tensor& lse,
+                           const Tensor& dlogits) {
+  constexpr std::string_view op = "cross_entropy_fwd_bwd";
+  HONE_CHECK(std::isfinite(dloss), op, "dloss = ", dloss, "; expected a finite value");
+  expect_defined(op, "dlogits", dlogits);
+  ce_forward(op, logits, targets, args, losses, lse, dlogits, dloss);
 }
 
 void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor& targets,
@@ -190,11 +219,9 @@ void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor
 #ifdef HONE_CUDA_LOSS
     if (logits.size(0) == 0) return;
     cuda::DeviceGuard device(logits.device().index);
-    kernels::CrossEntropyParams p = ce_params(logits, targets, args);
+    kernels::CrossEntropyParams p = ce_params(logits, targets, args, dlogits);
     p.lse = lse.data<float>();
     p.dlosses = dlosses.data<float>();
-    p.dlogits = dlogits.raw();
-    p.dlogits_type = loss_type(dlogits);
     kernels::cross_entropy_bwd(p, cuda::current_stream());
     return;
 #else
@@ -215,51 +242,6 @@ void cross_entropy_bwd(const Tensor& dlosses, const Tensor& logits, const Tensor
       cpu::cross_entropy_bwd<T, I>(dlosses.data<T>(), logits.data<T>(), targets.data<I>(),
                                    lse.data<T>(), optional_data<T>(args.weights), n, vocab,
                                    args.ignore_index, dlogits.data<T>());
-    });
-  });
-}
-
-void cross_entropy_fwd_bwd(const Tensor& logits, const Tensor& targets, const CrossEntropyArgs& args,
-                           double dloss, const Tensor& losses, const Tensor& lse,
-                           const Tensor& dlogits) {
-  constexpr std::string_view op = "cross_entropy_fwd_bwd";
-  HONE_CHECK(std::isfinite(dloss), op, "dloss = ", dloss, "; expected a finite value");
-  if (logits.defined() && logits.device().is_cuda()) {
-    check_cuda_ce_common(op, logits, targets, args);
-    check_cuda_row_tensor(op, "losses", losses, logits);
-    check_cuda_row_tensor(op, "lse", lse, logits);
-    expect_defined(op, "dlogits", dlogits);
-    check_dlogits(op, dlogits, logits);
-#ifdef HONE_CUDA_LOSS
-    if (logits.size(0) == 0) return;
-    cuda::DeviceGuard device(logits.device().index);
-    kernels::CrossEntropyParams p = ce_params(logits, targets, args);
-    p.losses = losses.data<float>();
-    p.lse = lse.data<float>();
-    p.dloss = static_cast<float>(dloss);
-    p.dlogits = dlogits.raw();
-    p.dlogits_type = loss_type(dlogits);
-    kernels::cross_entropy_fwd(p, cuda::current_stream());
-    return;
-#else
-    cuda_unavailable(op, "loss");
-#endif
-  }
-  const std::int64_t vocab = check_ce_common(op, logits, targets, args);
-  check_row_tensor(op, "losses", losses, logits);
-  check_row_tensor(op, "lse", lse, logits);
-  expect_defined(op, "dlogits", dlogits);
-  check_dlogits(op, dlogits, logits);
-  check_targets_in_range(op, targets, vocab, args.ignore_index);
-  const std::int64_t n = logits.size(0);
-  dispatch_float(op, logits.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    dispatch_index(targets.dtype(), [&](auto itag) {
-      using I = decltype(itag);
-      cpu::cross_entropy_fwd_bwd<T, I>(logits.data<T>(), targets.data<I>(),
-                                       optional_data<T>(args.weights), n, vocab,
-                                       args.ignore_index, static_cast<T>(dloss),
-                                       losses.data<T>(), lse.data<T>(), dlogits.data<T>());
     });
   });
 }
