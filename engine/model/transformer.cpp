@@ -213,36 +213,28 @@ void Transformer::linear_bwd(std::int64_t layer, const std::vector<Proj>& projs,
   if (adapter_) adapter_->linear_bwd(layer, projs, x, douts, din);
 }
 
-const Tensor& Transformer::param(const std::string& name) const {
-  for (const Param& p : named_)
-    if (p.name == name) return p.value;
-  fail(kOp, cat("no parameter '", name, "'"));
-}
-const Tensor& Transformer::grad(const std::string& name) const {
-  for (const Param& p : named_)
-    if (p.name == name) return p.grad;
-  fail(kOp, cat("no parameter '", name, "'"));
-}
 std::size_t Transformer::param_index(const std::string& name) const {
   for (std::size_t i = 0; i < named_.size(); ++i)
     if (named_[i].name == name) return i;
   fail(kOp, cat("no parameter '", name, "'"));
 }
+const Tensor& Transformer::param(const std::string& name) const { return named_[param_index(name)].value; }
+const Tensor& Transformer::grad(const std::string& name) const { return named_[param_index(name)].grad; }
 
 void Transformer::begin_grads(bool accumulate) {
   grad_fresh_.assign(named_.size(), train_base() && !accumulate ? 1 : 0);
   if (adapter_ && !accumulate) adapter_->grads().fill(0.0);
 }
-bool Transformer::take_fresh(const std::string& name) {
-  const std::size_t i = param_index(name);
+bool Transformer::take_fresh(const std::string& name) { return take_fresh(param_index(name)); }
+bool Transformer::take_fresh(std::size_t i) {
   const bool fresh = i < grad_fresh_.size() && grad_fresh_[i];
   if (fresh) grad_fresh_[i] = 0;
   return fresh;
 }
 const Tensor& Transformer::grad_to_add(const std::string& name) {
-  const Tensor& g = grad(name);
-  if (take_fresh(name)) g.fill(0.0);
-  return g;
+  const std::size_t i = param_index(name);
+  if (take_fresh(i)) named_[i].grad.fill(0.0);
+  return named_[i].grad;
 }
 void Transformer::finish_grads() {
   for (std::size_t i = 0; i < grad_fresh_.size(); ++i)

@@ -164,6 +164,7 @@ class Transformer {
   // never cleared as a whole, and the first write does not read it.
   void begin_grads(bool accumulate);
   bool take_fresh(const std::string& name);
+  bool take_fresh(std::size_t index);  // by position in named_
   const Tensor& grad_to_add(const std::string& name);
   void finish_grads();
   void backward_trunk(Tensor dh);                    // from d(h_real)
