@@ -51,15 +51,20 @@ namespace {
 std::int64_t ceil_div(std::int64_t x, std::int64_t y) { return (x + y - 1) / y; }
 std::int64_t round_up(std::int64_t x, std::int64_t y) { return ceil_div(x, y) * y; }
 
+// A few tasks in odd number leave a thread idle at the end (3 tasks on 2 threads take as long
+// as 4): `tiles` along one side, one more when the grid has such a count of `tasks` and the
+// side (`extent` long) holds more than one `unit`. Batches (attention heads) rarely need it.
+std::int64_t evened(std::int64_t tiles, std::int64_t tasks, std::int64_t extent, std::int64_t unit) {
+  return tasks < 16 && tasks % 2 == 1 && extent > unit ? tiles + 1 : tiles;
+}
+
 }  // namespace
 
 GemmTiles gemm_tiles(std::int64_t m, std::int64_t n, std::int64_t count) {
   GemmTiles t;
-  std::int64_t rows = ceil_div(m, kGemmTaskRowsMax), cols = ceil_div(n, kGemmTaskColsMax);
-  // A few tasks in odd number leave a thread idle at the end (3 tasks on 2 threads take as long
-  // as 4): one more column of tiles evens them out. Batches (attention heads) rarely need it.
-  const std::int64_t tasks = count * rows * cols;
-  if (tasks < 16 && tasks % 2 == 1 && n > kNr) ++cols;
+  const std::int64_t rows = ceil_div(m, kGemmTaskRowsMax);
+  std::int64_t cols = ceil_div(n, kGemmTaskColsMax);
+  cols = evened(cols, count * rows * cols, n, kNr);
   // Whole micro-panels per tile, so that only the last tile of a row or column has an edge.
   t.tile_rows = round_up(ceil_div(m, rows), kMr);
   t.tile_cols = round_up(ceil_div(n, cols), kNr);
@@ -103,7 +108,7 @@ GemmPlan gemm_plan(const StridedGemm& g) {
     GemmTiles t;
     t.tile_rows = g.m, t.row_tiles = 1;
     std::int64_t cols = ceil_div(g.n, kShareStripCols);
-    if (cols < 16 && cols % 2 == 1 && g.n > kNr) ++cols;  // as in gemm_tiles
+    cols = evened(cols, cols, g.n, kNr);
     split(g.n, cols, kNr, t.tile_cols, t.col_tiles);
     best = g.m + g.n;
     plan = {GemmShare::kA, t};
@@ -113,7 +118,7 @@ GemmPlan gemm_plan(const StridedGemm& g) {
   GemmTiles t;
   split(g.n, ceil_div(g.n, kGemmTaskColsMax), kNr, t.tile_cols, t.col_tiles);
   std::int64_t rows = ceil_div(g.m, kGemmTaskRowsMax);
-  if (rows * t.col_tiles < 16 && rows * t.col_tiles % 2 == 1 && g.m > kMr) ++rows;
+  rows = evened(rows, rows * t.col_tiles, g.m, kMr);
   split(g.m, rows, kMr, t.tile_rows, t.row_tiles);
   const std::int64_t cost = g.m * t.col_tiles + g.n;
   if (plan.tiles.row_tiles >= kGemmShareMinReuse && round_up(g.n, kNr) * g.k <= kGemmShareMax &&
