@@ -1,7 +1,8 @@
 // add, scale, bias_add: one grid-stride map kernel over f32 or bf16 streams (16-byte vectors
 // where the pointers allow, a scalar path for the rest); mul (two streams of possibly different
-// types) and dropout_mask: one grid-stride map of 8 elements a step with an op functor; bias_bwd: a two-pass column
-// reduction through row slots in a workspace, deterministic without atomics.
+// types) and dropout_mask: one grid-stride map of 8 elements a step with an op functor;
+// bias_bwd: a two-pass column reduction through row slots in a workspace, deterministic
+// without atomics.
 #include "kernels/elementwise/elementwise.h"
 
 #include <cstring>
